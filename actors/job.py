@@ -1,0 +1,144 @@
+"""JobActor: one job's state machine.
+
+pending -> processing -> completed | failed. The actor counts attempts, keeps the backoff,
+and reacts to each check's outcome. Every transition is written to the store (and the write
+confirmed) before it is broadcast; a write that fails is not announced, and the job is
+checked again later. A job that reaches a terminal state tells the poller to drop it and
+stops itself.
+
+Every method runs on the job's own actor thread, except ``__init__`` (the supervisor's).
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+import structlog
+
+from .base import SupervisedActor
+from .clients.base import OperationStatus
+from .errors import (
+    ApiError,
+    AuthError,
+    OperationNotFoundError,
+    PermanentApiError,
+    RateLimitedError,
+    StoreError,
+)
+from .messages import COMPLETED, FAILED, PROCESSING, _ApplyCheck, _Publish, _Reschedule, _Track, _Untrack
+from .runtime import Runtime
+from .schedule import backoff_delay
+from .store import JobRecord
+
+log = structlog.get_logger("actors.job")
+
+
+class JobActor(SupervisedActor):
+    """Owns one live job: applies check outcomes, persists, announces, reschedules."""
+
+    role = "job"
+
+    def __init__(self, runtime: Runtime, record: JobRecord, *, announce: bool) -> None:
+        super().__init__(runtime, key=record.job_id)
+        self.record = record
+        self._announce = announce
+
+    def setup(self) -> None:
+        record = self.record
+        self.runtime.tell("broadcaster", _Publish(record.to_update(), relay=self._announce))
+        if self._announce:
+            log.info("job_added", job_id=record.job_id, kind=record.kind, due_in=max(0.0, record.next_due_at - self.runtime.clock()))
+        self.runtime.tell(
+            "poller",
+            _Track(record.job_id, record.operation_name, record.profile_id, record.next_due_at, self.actor_ref),
+        )
+
+    def handle(self, message: Any) -> Any:
+        if isinstance(message, _ApplyCheck):
+            self._apply(message.outcome)
+            return None
+        return super().handle(message)
+
+    # -- the state machine ------------------------------------------------------------------
+
+    def _apply(self, outcome: Any) -> None:
+        config = self.runtime.config
+        now = self.runtime.clock()
+        old = self.record
+        job_id = old.job_id
+        if isinstance(outcome, (RateLimitedError, AuthError)):
+            # The account is throttled or refused, not the job: no attempt is burned.
+            delay = outcome.retry_after if isinstance(outcome, RateLimitedError) else None
+            delay = config.default_retry_after if delay is None else delay
+            log.info("check_deferred", job_id=job_id, reason=type(outcome).__name__, delay=delay)
+            self._reschedule(now + delay)
+            return
+
+        attempts = old.attempts + 1
+        changes: dict[str, Any] = {"attempts": attempts, "not_found_streak": 0}
+        if isinstance(outcome, OperationStatus):
+            if outcome.done:
+                if outcome.succeeded:
+                    changes.update(status=COMPLETED, video_uris=outcome.video_uris, video_url=outcome.video_uris[0])
+                elif outcome.error is not None:
+                    code = f" (code {outcome.error_code})" if outcome.error_code is not None else ""
+                    changes.update(status=FAILED, error=f"{outcome.error}{code}")
+                else:
+                    changes.update(status=FAILED, error="operation finished without a video or an error")
+        elif isinstance(outcome, OperationNotFoundError):
+            streak = old.not_found_streak + 1
+            changes["not_found_streak"] = streak
+            if streak >= config.not_found_limit:
+                changes.update(status=FAILED, error="operation not found or expired")
+        elif isinstance(outcome, PermanentApiError):
+            changes.update(status=FAILED, error=f"the API refused the check: {outcome}")
+        else:
+            kind = type(outcome).__name__ if not isinstance(outcome, ApiError) else type(outcome).__name__
+            log.warning("check_failed", job_id=job_id, attempt=attempts, error=kind)
+
+        if "status" not in changes:
+            if attempts >= config.max_attempts:
+                changes.update(status=FAILED, error=f"gave up after {attempts} attempts (max_attempts={config.max_attempts})")
+            else:
+                delay = backoff_delay(attempts, config)
+                changes.update(status=PROCESSING, backoff=delay, next_due_at=now + delay)
+                log.info("poll_backoff", job_id=job_id, attempt=attempts, delay=delay)
+
+        new = replace(old, updated_at=now, **changes)
+        try:
+            stored = self.runtime.store.save_progress(job_id, updated_at=now, **changes).result(
+                timeout=max(config.ask_timeout, 30.0)
+            )
+        except (StoreError, TimeoutError) as exc:
+            log.error("job_save_failed", job_id=job_id, error=str(exc))
+            self.runtime.metrics.incr("store_errors")
+            self._reschedule(now + backoff_delay(old.attempts, config))
+            return
+        if not stored:
+            # The row is terminal already (or gone): another writer decided. Stand down.
+            log.info("job_already_final", job_id=job_id)
+            self._finish()
+            return
+        self.record = new
+        if new.status != old.status:
+            self.runtime.tell("broadcaster", _Publish(new.to_update()))
+        if new.live:
+            self._reschedule(new.next_due_at)
+            return
+        if new.status == COMPLETED:
+            log.info("job_completed", job_id=job_id, attempts=attempts, waited=now - new.created_at)
+            self.runtime.metrics.incr("jobs_completed")
+        else:
+            log.info("job_failed", job_id=job_id, attempts=attempts, error=new.error)
+            self.runtime.metrics.incr("jobs_failed")
+        self._finish()
+
+    def _reschedule(self, due_at: float) -> None:
+        if not self.runtime.tell("poller", _Reschedule(self.record.job_id, due_at)):
+            log.debug("reschedule_unsent", job_id=self.record.job_id, reason="no poller now")
+
+    def _finish(self) -> None:
+        self.runtime.tell("poller", _Untrack(self.record.job_id))
+        self.stop_reason = "finished"
+        self.actor_ref.stop(block=False)

@@ -1,0 +1,253 @@
+"""PollingManager: the host-facing, thread-safe handle on one polling tree.
+
+It is not an actor. Any host thread may call it; every call waits at most
+``config.ask_timeout`` for an actor or the store's writer and never waits on the network.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any, Callable
+
+import peewee
+import pykka
+import structlog
+
+from .broadcaster import CallableListener, Registration
+from .clients.base import StatusClient, validate_operation_name
+from .config import PollingConfig
+from .errors import ConfigurationError, InvalidJobError, NotRunningError, PollingError, StoreError
+from .messages import KINDS, PENDING
+from .runtime import Runtime
+from .store import JobRecord, JobStore
+from .supervisor import Supervisor, _AddJob, _LiveJobs, _Register, _Shutdown, _Unregister
+
+log = structlog.get_logger("actors.manager")
+
+_MAX_ID = 255
+
+
+def _check_id(name: str, value: object, *, optional: bool = False) -> str | None:
+    if value is None and optional:
+        return None
+    if not isinstance(value, str) or not value.strip():
+        raise InvalidJobError(f"{name} must be a non-empty string, got {value!r:.80}")
+    if len(value) > _MAX_ID:
+        raise InvalidJobError(f"{name} is longer than {_MAX_ID} characters")
+    if any(ch in value for ch in "\x00\r\n"):
+        raise InvalidJobError(f"{name} must not contain NUL or line breaks")
+    return value
+
+
+class PollingManager:
+    """Starts, feeds and stops one supervision tree (call from any host thread)."""
+
+    def __init__(
+        self,
+        database: str | peewee.Database = "sqlite:///veo3-jobs.db",
+        client: StatusClient | None = None,
+        config: PollingConfig | None = None,
+        *,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        if client is None or not callable(getattr(client, "check", None)):
+            raise ConfigurationError("client must be a StatusClient (an object with .check())")
+        if config is not None and not isinstance(config, PollingConfig):
+            raise ConfigurationError("config must be a PollingConfig")
+        self.config = config or PollingConfig()
+        self.client = client
+        self.store = JobStore(database, clock=clock)
+        self.runtime = Runtime(self.config, self.store, client, clock)
+        self._supervisor: pykka.ActorRef | None = None
+        self._listeners: dict[int, tuple[Any, pykka.ActorRef]] = {}
+        self._lock = threading.RLock()
+        self._state = "new"
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    def initialize(self) -> PollingManager:
+        """Open the store, start the tree and restore every pending job (idempotent)."""
+        with self._lock:
+            if self._state == "running":
+                return self
+            if self._state == "stopped":
+                raise NotRunningError("this manager was shut down; create a new one")
+            self.store.open()
+            try:
+                self._supervisor = Supervisor.start(self.runtime)
+            except Exception:
+                self.store.close()
+                raise
+            self._state = "running"
+            log.info("manager_started", live_jobs=len(self._live()))
+            return self
+
+    def shutdown(self, timeout: float = 10.0) -> bool:
+        """Stop polling, let checks in flight land, persist everything, stop every actor.
+
+        Returns True when everything stopped cleanly within ``timeout`` seconds.
+        """
+        with self._lock:
+            if self._state != "running":
+                self._state = "stopped"
+                return True
+            self._state = "stopped"
+            supervisor, self._supervisor = self._supervisor, None
+            listeners, self._listeners = list(self._listeners.values()), {}
+        deadline = time.monotonic() + timeout
+        clean = False
+        try:
+            clean = bool(supervisor.ask(_Shutdown(timeout), timeout=timeout + 1.0))
+        except (pykka.Timeout, pykka.ActorDeadError) as exc:
+            log.error("shutdown_incomplete", error=type(exc).__name__)
+        try:
+            supervisor.stop(block=True, timeout=max(0.1, deadline - time.monotonic()))
+        except (pykka.Timeout, pykka.ActorDeadError):
+            clean = False
+        for _, ref in listeners:
+            if ref is not None:
+                try:
+                    ref.stop(block=False)
+                except pykka.ActorDeadError:
+                    pass
+        self.store.close(timeout=max(0.1, deadline - time.monotonic()))
+        try:
+            self.client.close()
+        except Exception:
+            log.warning("client_close_failed")
+        log.info("manager_stopped", clean=clean)
+        return clean
+
+    def __enter__(self) -> PollingManager:
+        return self.initialize()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.shutdown()
+
+    # -- jobs -----------------------------------------------------------------------------------
+
+    def add_to_polling(
+        self,
+        job_id: str,
+        prompt_id: str,
+        kind: str,
+        profile_id: str,
+        operation_name: str,
+        scene_id: str | None = None,
+    ) -> bool:
+        """Store a job and start polling it. Returns False when it was already known.
+
+        Raises :class:`InvalidJobError` for bad input and :class:`JobConflictError` when the id
+        is known with a different context; in both cases nothing is stored.
+        """
+        _check_id("job_id", job_id)
+        _check_id("prompt_id", prompt_id)
+        _check_id("profile_id", profile_id)
+        _check_id("scene_id", scene_id, optional=True)
+        if kind not in KINDS:
+            raise InvalidJobError(f"kind must be one of {', '.join(KINDS)}, got {kind!r:.40}")
+        validate_operation_name(operation_name)
+        supervisor = self._running()
+        now = self.runtime.clock()
+        record = JobRecord(
+            job_id=job_id, kind=kind, prompt_id=prompt_id, profile_id=profile_id,
+            operation_name=operation_name, scene_id=scene_id, status=PENDING, attempts=0,
+            backoff=self.config.initial_backoff, next_due_at=now + self.config.initial_backoff,
+            video_url=None, video_uris=(), error=None, not_found_streak=0,
+            created_at=now, updated_at=now,
+        )
+        created, stored = self._wait(self.store.insert_job(record))
+        if stored.live:
+            self._ask(supervisor, _AddJob(stored, announce=created))
+        return created
+
+    def get_job(self, job_id: str) -> JobRecord | None:
+        """The job as stored now, or None when the id is unknown."""
+        if not isinstance(job_id, str):
+            raise InvalidJobError(f"job_id must be a string, got {type(job_id).__name__}")
+        return self.store.get(job_id)
+
+    def stats(self) -> dict[str, Any]:
+        """Counts by status (from the store) and the tree's counters and gauges."""
+        result: dict[str, Any] = dict(self.store.count_by_status())
+        result.update(self.runtime.metrics.snapshot())
+        for name in ("api_calls", "poller_restarts", "job_restarts", "alerts"):
+            result.setdefault(name, 0)
+        result["live_actors"] = len(self._live()) if self._state == "running" else 0
+        return result
+
+    # -- listeners ------------------------------------------------------------------------------
+
+    def add_listener(self, listener: Any, replay: bool = False, *, alerts: bool = False) -> None:
+        """Register a pykka ActorRef (told every update) or a callable (called with each).
+
+        ``replay`` first sends the current state of every live job; ``alerts`` also sends
+        :class:`~actors.messages.Alert` messages.
+        """
+        supervisor = self._running()
+        if isinstance(listener, pykka.ActorRef):
+            ref, owned = listener, None
+        elif callable(listener):
+            ref = owned = CallableListener.start(listener)
+        else:
+            raise ConfigurationError("a listener must be a pykka ActorRef or a callable")
+        with self._lock:
+            previous = self._listeners.get(id(listener))
+            self._listeners[id(listener)] = (listener, owned)
+        try:
+            self._ask(supervisor, _Register(Registration(ref, alerts, listener), replay))
+        except PollingError:
+            if owned is not None:
+                owned.stop(block=False)
+            raise
+        if previous is not None and previous[1] is not None:
+            self._ask(supervisor, _Unregister(previous[1]))
+            previous[1].stop(block=False)
+
+    def remove_listener(self, listener: Any) -> bool:
+        """Stop relaying to ``listener``; returns False when it was not registered."""
+        supervisor = self._running()
+        with self._lock:
+            entry = self._listeners.pop(id(listener), None)
+        if entry is None:
+            return False
+        ref = entry[1] if entry[1] is not None else listener
+        self._ask(supervisor, _Unregister(ref))
+        if entry[1] is not None:
+            entry[1].stop(block=False)
+        return True
+
+    # -- tools -----------------------------------------------------------------------------------
+
+    def poller_ref(self) -> pykka.ActorRef | None:
+        """The current poller's ActorRef (it changes on every restart; None while restarting)."""
+        self._running()
+        return self.runtime.ref("poller")
+
+    def live_jobs(self) -> dict[str, str]:
+        """job id -> urn of the actor that owns it (for tests and tools)."""
+        return self._live()
+
+    def _live(self) -> dict[str, str]:
+        return self._ask(self._running(), _LiveJobs())
+
+    def _running(self) -> pykka.ActorRef:
+        supervisor = self._supervisor
+        if self._state != "running" or supervisor is None:
+            raise NotRunningError("the manager is not running: call initialize() first")
+        return supervisor
+
+    def _ask(self, ref: pykka.ActorRef, message: Any) -> Any:
+        try:
+            return ref.ask(message, timeout=self.config.ask_timeout)
+        except pykka.Timeout as exc:
+            raise NotRunningError(f"the tree did not answer within {self.config.ask_timeout:g} s") from exc
+        except pykka.ActorDeadError as exc:
+            raise NotRunningError("the tree is not running") from exc
+
+    def _wait(self, future: Any) -> Any:
+        try:
+            return future.result(timeout=max(self.config.ask_timeout, 30.0))
+        except TimeoutError as exc:
+            raise StoreError("the database did not answer in time") from exc

@@ -1,0 +1,397 @@
+"""JobStore: the only code that touches the database.
+
+One table of jobs, kept with peewee. SQLite (WAL, busy timeout) is the embedded default;
+the same code runs on PostgreSQL so several processes can share one job table.
+
+Threads: every write goes through one writer thread (callers get a
+:class:`concurrent.futures.Future`), so SQLite never sees two writers of ours at once; the
+queue is drained on :meth:`JobStore.close` and a caller after that gets :class:`StoreError`,
+never a hang. Reads run on the calling thread with its own connection (peewee keeps one per
+thread). Driver errors are translated into :class:`StoreError` here, once, kept on
+``__cause__``. Terminal writes are fenced: a completed or failed row never changes again.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import threading
+import time
+from concurrent.futures import Future
+from dataclasses import dataclass
+from typing import Any, Callable, Iterable
+
+import peewee
+import structlog
+from playhouse.db_url import connect as connect_url
+
+from .errors import ConfigurationError, JobConflictError, StoreError
+from .messages import COMPLETED, FAILED, PENDING, PROCESSING, StatusUpdate
+
+log = structlog.get_logger("actors.store")
+
+LIVE = (PENDING, PROCESSING)
+_CONTEXT = ("kind", "prompt_id", "profile_id", "operation_name", "scene_id")
+_WRITE_RETRY_FOR = 120.0  # seconds a locked SQLite database is waited for before failing
+
+
+@dataclass(frozen=True, slots=True)
+class JobRecord:
+    """One job row, as read from the store."""
+
+    job_id: str
+    kind: str
+    prompt_id: str
+    profile_id: str
+    operation_name: str
+    scene_id: str | None
+    status: str
+    attempts: int
+    backoff: float
+    next_due_at: float
+    video_url: str | None
+    video_uris: tuple[str, ...]
+    error: str | None
+    not_found_streak: int
+    created_at: float
+    updated_at: float
+
+    @property
+    def live(self) -> bool:
+        """True while the job is pending or processing."""
+        return self.status in LIVE
+
+    def context(self) -> tuple:
+        """What identifies the job's work: adding it again must give the same context."""
+        return tuple(getattr(self, name) for name in _CONTEXT)
+
+    def to_update(self) -> StatusUpdate:
+        """The record as the update listeners receive."""
+        return StatusUpdate(
+            job_id=self.job_id,
+            kind=self.kind,
+            status=self.status,
+            attempts=self.attempts,
+            video_url=self.video_url,
+            error=self.error,
+            prompt_id=self.prompt_id,
+            profile_id=self.profile_id,
+            operation_name=self.operation_name,
+            scene_id=self.scene_id,
+            updated_at=self.updated_at,
+            video_uris=self.video_uris,
+        )
+
+
+class _JobRow(peewee.Model):
+    job_id = peewee.CharField(primary_key=True, max_length=255)
+    kind = peewee.CharField(max_length=32)
+    prompt_id = peewee.CharField(max_length=255)
+    profile_id = peewee.CharField(max_length=255)
+    operation_name = peewee.CharField(max_length=512)
+    scene_id = peewee.CharField(max_length=255, null=True)
+    status = peewee.CharField(max_length=16, index=True)
+    attempts = peewee.IntegerField(default=0)
+    backoff = peewee.FloatField(default=0.0)
+    next_due_at = peewee.DoubleField(default=0.0)
+    video_url = peewee.TextField(null=True)
+    video_uris = peewee.TextField(default="[]")
+    error = peewee.TextField(null=True)
+    not_found_streak = peewee.IntegerField(default=0)
+    created_at = peewee.DoubleField()
+    updated_at = peewee.DoubleField()
+
+    class Meta:
+        table_name = "veo_jobs"
+
+
+def open_database(database: str | peewee.Database) -> peewee.Database:
+    """A peewee Database from a URL (``sqlite:///path``, ``postgresql://...``) or as given."""
+    if isinstance(database, peewee.Database):
+        return database
+    if not isinstance(database, str) or not database.strip():
+        raise ConfigurationError("database must be a database URL or a peewee Database")
+    if database.startswith("sqlite:"):
+        path = database.split(":///", 1)[1] if ":///" in database else ""
+        if not path or path == ":memory:" or path.startswith("file::memory:"):
+            raise ConfigurationError(
+                "an in-memory SQLite database cannot be shared between threads: "
+                "give a file, e.g. sqlite:///veo3-jobs.db"
+            )
+        directory = os.path.dirname(os.path.abspath(path))
+        if not os.path.isdir(directory):
+            raise ConfigurationError(f"the database's directory does not exist: {directory}")
+        return peewee.SqliteDatabase(
+            path,
+            pragmas={"journal_mode": "wal", "busy_timeout": 5000, "synchronous": "normal"},
+            timeout=5,
+        )
+    try:
+        return connect_url(database)
+    except Exception as exc:  # an unknown scheme or a malformed URL
+        raise ConfigurationError(f"unsupported database URL scheme: {database.split(':', 1)[0]!r}") from exc
+
+
+def _is_locked(exc: BaseException) -> bool:
+    text = str(exc).lower()
+    return "locked" in text or "busy" in text
+
+
+class JobStore:
+    """The job table, behind one small set of calls (any thread may call them)."""
+
+    def __init__(self, database: str | peewee.Database, *, clock: Callable[[], float] = time.time):
+        self._db = open_database(database)
+        self._clock = clock
+        self.Job = self._bound_model()
+        self._queue: queue.Queue = queue.Queue()
+        self._closed = threading.Event()
+        self._writer: threading.Thread | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def database(self) -> peewee.Database:
+        """The peewee Database this store writes to."""
+        return self._db
+
+    @property
+    def is_postgres(self) -> bool:
+        """True when the table lives in PostgreSQL."""
+        return isinstance(self._db, peewee.PostgresqlDatabase)
+
+    def _bound_model(self) -> type[_JobRow]:
+        db = self._db
+
+        class Job(_JobRow):
+            class Meta:
+                database = db
+                table_name = "veo_jobs"
+
+        return Job
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    def open(self) -> None:
+        """Create the table if needed and start the writer thread (idempotent)."""
+        with self._lock:
+            if self._writer is not None:
+                return
+            try:
+                with self._db.connection_context():
+                    self._db.create_tables([self.Job], safe=True)
+            except peewee.PeeweeException as exc:
+                raise StoreError(f"cannot open the job table: {type(exc).__name__}: {exc}") from exc
+            self._closed.clear()
+            self._writer = threading.Thread(target=self._write_loop, name="veo-store-writer", daemon=True)
+            self._writer.start()
+
+    def close(self, timeout: float = 10.0) -> None:
+        """Finish every queued write, stop the writer, close this thread's connection."""
+        with self._lock:
+            writer, self._writer = self._writer, None
+        if writer is not None:
+            self._closed.set()
+            self._queue.put(None)
+            writer.join(timeout)
+        self._fail_pending()
+        if not self._db.is_closed():
+            self._db.close()
+
+    def _fail_pending(self) -> None:
+        while True:
+            try:
+                item = self._queue.get_nowait()
+            except queue.Empty:
+                return
+            if item is not None:
+                item[1].set_exception(StoreError("the job store is closed"))
+
+    # -- the writer thread -----------------------------------------------------------------
+
+    def _submit(self, fn: Callable[[], Any]) -> Future:
+        future: Future = Future()
+        if self._writer is None or self._closed.is_set():
+            future.set_exception(StoreError("the job store is closed"))
+            return future
+        self._queue.put((fn, future))
+        return future
+
+    def _write_loop(self) -> None:
+        """Runs on the writer thread: one write at a time, in submission order."""
+        while True:
+            item = self._queue.get()
+            if item is None:
+                break
+            fn, future = item
+            if not future.set_running_or_notify_cancel():
+                continue
+            try:
+                future.set_result(self._run_write(fn))
+            except BaseException as exc:  # never let the writer die: the caller gets it
+                future.set_exception(exc if isinstance(exc, Exception) else StoreError(repr(exc)))
+        if not self._db.is_closed():
+            self._db.close()
+
+    def _run_write(self, fn: Callable[[], Any]) -> Any:
+        deadline = time.monotonic() + _WRITE_RETRY_FOR
+        delay = 0.01
+        reconnects = 0
+        while True:
+            try:
+                with self._db.atomic():
+                    return fn()
+            except (JobConflictError, StoreError):
+                raise
+            except (peewee.OperationalError, peewee.InterfaceError) as exc:
+                if _is_locked(exc) and time.monotonic() < deadline:
+                    log.warning("store_locked_retry", delay=delay)
+                    time.sleep(delay)  # the writer thread waits; nobody else is blocked
+                    delay = min(delay * 2, 1.0)
+                    continue
+                if self.is_postgres and reconnects < 3:
+                    reconnects += 1
+                    log.warning("store_reconnect", attempt=reconnects, error=type(exc).__name__)
+                    if not self._db.is_closed():
+                        try:
+                            self._db.close()
+                        except peewee.PeeweeException:
+                            pass
+                    time.sleep(0.05 * reconnects)
+                    continue
+                raise StoreError(f"database write failed: {type(exc).__name__}: {exc}") from exc
+            except peewee.PeeweeException as exc:
+                raise StoreError(f"database write failed: {type(exc).__name__}: {exc}") from exc
+
+    # -- writes (return futures) -----------------------------------------------------------
+
+    def insert_job(self, record: JobRecord) -> Future:
+        """Insert a new job; the future gives ``(created, existing_record)``.
+
+        ``created`` is False when the job id was already stored with the same context (a
+        no-op); a different context raises :class:`JobConflictError` and stores nothing.
+        """
+
+        def write() -> tuple[bool, JobRecord]:
+            row = self.Job.get_or_none(self.Job.job_id == record.job_id)
+            if row is not None:
+                existing = self._record(row)
+                if existing.context() != record.context():
+                    raise JobConflictError(
+                        f"job {record.job_id!r} is already known with a different context"
+                    )
+                return False, existing
+            self.Job.insert(**self._row_values(record)).execute()
+            return True, record
+
+        return self._submit(write)
+
+    def save_progress(self, job_id: str, **changes: Any) -> Future:
+        """Update a live job's row; the future gives True, or False if it is terminal/gone.
+
+        The fence (``status`` is still live) makes a terminal state final: a late or
+        duplicate writer cannot overwrite it.
+        """
+        values = dict(changes)
+        if "video_uris" in values:
+            values["video_uris"] = json.dumps(list(values["video_uris"]))
+        values.setdefault("updated_at", self._clock())
+
+        def write() -> bool:
+            query = self.Job.update(**values).where(
+                (self.Job.job_id == job_id) & (self.Job.status.in_(LIVE))
+            )
+            return query.execute() == 1
+
+        return self._submit(write)
+
+    def reset_job(self, job_id: str, *, next_due_at: float) -> Future:
+        """Put a job back to pending with no attempts (for ``retry``); gives True if found."""
+
+        def write() -> bool:
+            query = self.Job.update(
+                status=PENDING, attempts=0, backoff=0.0, next_due_at=next_due_at, error=None,
+                video_url=None, video_uris="[]", not_found_streak=0, updated_at=self._clock(),
+            ).where(self.Job.job_id == job_id)
+            return query.execute() == 1
+
+        return self._submit(write)
+
+    # -- reads (run on the calling thread) --------------------------------------------------
+
+    def _read(self, fn: Callable[[], Any]) -> Any:
+        opened = self._db.is_closed()
+        try:
+            if opened:
+                self._db.connect(reuse_if_open=True)
+            return fn()
+        except peewee.PeeweeException as exc:
+            if not self._db.is_closed() and self.is_postgres:
+                self._db.close()  # a dropped server connection: the next read reconnects
+            raise StoreError(f"database read failed: {type(exc).__name__}: {exc}") from exc
+        finally:
+            if opened and not self._db.is_closed():
+                self._db.close()
+
+    def get(self, job_id: str) -> JobRecord | None:
+        """The job's row, or None when it is not stored."""
+
+        def read() -> JobRecord | None:
+            row = self.Job.get_or_none(self.Job.job_id == job_id)
+            return None if row is None else self._record(row)
+
+        return self._read(read)
+
+    def live_jobs(self) -> list[JobRecord]:
+        """Every pending or processing job, soonest due first."""
+        return self._read(
+            lambda: [
+                self._record(row)
+                for row in self.Job.select()
+                .where(self.Job.status.in_(LIVE))
+                .order_by(self.Job.next_due_at, self.Job.job_id)
+            ]
+        )
+
+    def jobs(self, statuses: Iterable[str] | None = None) -> list[JobRecord]:
+        """Every job (or those with the given statuses), oldest first."""
+
+        def read() -> list[JobRecord]:
+            query = self.Job.select().order_by(self.Job.created_at, self.Job.job_id)
+            if statuses is not None:
+                query = query.where(self.Job.status.in_(list(statuses)))
+            return [self._record(row) for row in query]
+
+        return self._read(read)
+
+    def count_by_status(self) -> dict[str, int]:
+        """How many jobs are in each status (every status present, zero when none)."""
+
+        def read() -> dict[str, int]:
+            counts = {PENDING: 0, PROCESSING: 0, COMPLETED: 0, FAILED: 0}
+            query = self.Job.select(self.Job.status, peewee.fn.COUNT(self.Job.job_id).alias("n"))
+            for row in query.group_by(self.Job.status).tuples():
+                counts[row[0]] = row[1]
+            return counts
+
+        return self._read(read)
+
+    # -- conversions -----------------------------------------------------------------------
+
+    @staticmethod
+    def _record(row: _JobRow) -> JobRecord:
+        return JobRecord(
+            job_id=row.job_id, kind=row.kind, prompt_id=row.prompt_id,
+            profile_id=row.profile_id, operation_name=row.operation_name,
+            scene_id=row.scene_id, status=row.status, attempts=row.attempts,
+            backoff=row.backoff, next_due_at=row.next_due_at, video_url=row.video_url,
+            video_uris=tuple(json.loads(row.video_uris or "[]")), error=row.error,
+            not_found_streak=row.not_found_streak, created_at=row.created_at,
+            updated_at=row.updated_at,
+        )
+
+    @staticmethod
+    def _row_values(record: JobRecord) -> dict[str, Any]:
+        values = {name: getattr(record, name) for name in JobRecord.__slots__}
+        values["video_uris"] = json.dumps(list(record.video_uris))
+        return values
