@@ -12,6 +12,8 @@ from dataclasses import dataclass, fields
 
 from .errors import ConfigurationError
 
+SCHEDULES = ("reference", "adaptive")
+
 
 @dataclass(frozen=True)
 class PollingConfig:
@@ -35,6 +37,13 @@ class PollingConfig:
         profile_rate_limit: checks per second allowed per profile (None: no limit).
         default_retry_after: pause of a profile after a 429 that gave no Retry-After.
         not_found_limit: consecutive 404 answers after which a job is failed as expired.
+        job_deadline: seconds after it was added at which a live job is failed as expired.
+        rescan_interval: seconds between scans of the store for jobs that other processes
+            added, retried or cancelled.
+        download_dir: when set, each completed job's video is downloaded into this directory
+            and its path kept on the job.
+        schedule: ``"reference"`` (exponential backoff) or ``"adaptive"`` (learns completion
+            times per kind and checks at their quantiles).
     """
 
     tick_interval: float = 10.0
@@ -53,11 +62,19 @@ class PollingConfig:
     profile_rate_limit: float | None = None
     default_retry_after: float = 10.0
     not_found_limit: int = 2
+    job_deadline: float = 1800.0
+    rescan_interval: float = 2.0
+    download_dir: str | None = None
+    schedule: str = "reference"
 
     def __post_init__(self) -> None:
+        if self.schedule not in SCHEDULES:
+            raise ConfigurationError(f"schedule must be one of {', '.join(SCHEDULES)}, got {self.schedule!r}")
+        if self.download_dir is not None and (not isinstance(self.download_dir, str) or not self.download_dir):
+            raise ConfigurationError("download_dir must be a directory path or None")
         for f in fields(self):
             value = getattr(self, f.name)
-            if f.name == "profile_rate_limit" and value is None:
+            if f.type in ("str", "str | None") or (f.name == "profile_rate_limit" and value is None):
                 continue
             if f.type in ("int",):
                 ok = isinstance(value, int) and not isinstance(value, bool) and value >= 1
@@ -82,7 +99,8 @@ class PollingConfig:
     def scaled(self, factor: float) -> PollingConfig:
         """Return a copy with every simulated duration divided by ``factor`` (compressed time).
 
-        ``ask_timeout`` and ``request_timeout`` guard real machine time and stay as they are.
+        ``ask_timeout``, ``request_timeout`` and ``rescan_interval`` are real machine time
+        and stay as they are.
         """
         changes = {}
         for f in fields(self):
@@ -92,6 +110,7 @@ class PollingConfig:
                 "profile_rate_limit",
                 "ask_timeout",
                 "request_timeout",
+                "rescan_interval",
             ):
                 changes[f.name] = value / factor
         if self.profile_rate_limit is not None:

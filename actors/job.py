@@ -54,6 +54,10 @@ class JobActor(SupervisedActor):
             _Track(record.job_id, record.operation_name, record.profile_id, record.next_due_at, self.actor_ref),
         )
 
+    def teardown(self, crashed: bool) -> None:
+        # A crashed job is restarted and tracked anew by its successor.
+        self.runtime.tell("poller", _Untrack(self.record.job_id))
+
     def handle(self, message: Any) -> Any:
         if isinstance(message, _ApplyCheck):
             self._apply(message.outcome)
@@ -76,7 +80,7 @@ class JobActor(SupervisedActor):
             return
 
         attempts = old.attempts + 1
-        changes: dict[str, Any] = {"attempts": attempts, "not_found_streak": 0}
+        changes: dict[str, Any] = {"attempts": attempts, "not_found_streak": 0, "last_checked_at": now}
         if isinstance(outcome, OperationStatus):
             if outcome.done:
                 if outcome.succeeded:
@@ -98,7 +102,9 @@ class JobActor(SupervisedActor):
             log.warning("check_failed", job_id=job_id, attempt=attempts, error=kind)
 
         if "status" not in changes:
-            if attempts >= config.max_attempts:
+            if now - old.created_at >= config.job_deadline:
+                changes.update(status=FAILED, error=f"deadline exceeded: not done {config.job_deadline:g} s after it was added")
+            elif attempts >= config.max_attempts:
                 changes.update(status=FAILED, error=f"gave up after {attempts} attempts (max_attempts={config.max_attempts})")
             else:
                 delay = backoff_delay(attempts, config)
@@ -126,9 +132,14 @@ class JobActor(SupervisedActor):
         if new.live:
             self._reschedule(new.next_due_at)
             return
+        metrics = self.runtime.metrics
+        metrics.observe("job_duration", now - new.created_at)
         if new.status == COMPLETED:
             log.info("job_completed", job_id=job_id, attempts=attempts, waited=now - new.created_at)
-            self.runtime.metrics.incr("jobs_completed")
+            metrics.incr("jobs_completed")
+            if old.last_checked_at > 0:
+                # The video was finished somewhere between the last two checks.
+                metrics.observe("detection_delay_bound", now - old.last_checked_at)
         else:
             log.info("job_failed", job_id=job_id, attempts=attempts, error=new.error)
             self.runtime.metrics.incr("jobs_failed")
@@ -139,6 +150,5 @@ class JobActor(SupervisedActor):
             log.debug("reschedule_unsent", job_id=self.record.job_id, reason="no poller now")
 
     def _finish(self) -> None:
-        self.runtime.tell("poller", _Untrack(self.record.job_id))
         self.stop_reason = "finished"
         self.actor_ref.stop(block=False)

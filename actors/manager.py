@@ -21,7 +21,7 @@ from .errors import ConfigurationError, InvalidJobError, NotRunningError, Pollin
 from .messages import KINDS, PENDING
 from .runtime import Runtime
 from .store import JobRecord, JobStore
-from .supervisor import Supervisor, _AddJob, _LiveJobs, _Register, _Shutdown, _Unregister
+from .supervisor import Supervisor, _AddJob, _LiveJobs, _Register, _Retire, _Shutdown, _Unregister
 
 log = structlog.get_logger("actors.manager")
 
@@ -161,6 +161,32 @@ class PollingManager:
         if stored.live:
             self._ask(supervisor, _AddJob(stored, announce=created))
         return created
+
+    def retry(self, job_id: str) -> bool:
+        """Put a failed job back to pending and poll it again; False if it is not failed."""
+        _check_id("job_id", job_id)
+        supervisor = self._running()
+        now = self.runtime.clock()
+        reset = self.store.reset_job(
+            job_id, next_due_at=now + self.config.initial_backoff, backoff=self.config.initial_backoff
+        )
+        if not self._wait(reset):
+            return False
+        record = self.store.get(job_id)
+        if record is not None and record.live:
+            self._ask(supervisor, _AddJob(record, announce=True))
+        return True
+
+    def cancel(self, job_id: str, reason: str = "cancelled") -> bool:
+        """Fail a live job with ``reason`` and stop polling it; False if it is not live."""
+        _check_id("job_id", job_id)
+        supervisor = self._running()
+        if not self._wait(self.store.cancel_job(job_id, reason)):
+            return False
+        record = self.store.get(job_id)
+        if record is not None:
+            self._ask(supervisor, _Retire(record))
+        return True
 
     def get_job(self, job_id: str) -> JobRecord | None:
         """The job as stored now, or None when the id is unknown."""

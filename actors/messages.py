@@ -35,6 +35,7 @@ class StatusUpdate:
     scene_id: str | None
     updated_at: float
     video_uris: tuple[str, ...] = ()
+    video_path: str | None = None
 
     @property
     def terminal(self) -> bool:

@@ -56,6 +56,8 @@ class JobRecord:
     not_found_streak: int
     created_at: float
     updated_at: float
+    last_checked_at: float = 0.0
+    video_path: str | None = None
 
     @property
     def live(self) -> bool:
@@ -81,6 +83,7 @@ class JobRecord:
             scene_id=self.scene_id,
             updated_at=self.updated_at,
             video_uris=self.video_uris,
+            video_path=self.video_path,
         )
 
 
@@ -101,6 +104,8 @@ class _JobRow(peewee.Model):
     not_found_streak = peewee.IntegerField(default=0)
     created_at = peewee.DoubleField()
     updated_at = peewee.DoubleField()
+    last_checked_at = peewee.DoubleField(default=0.0)
+    video_path = peewee.TextField(null=True)
 
     class Meta:
         table_name = "veo_jobs"
@@ -305,17 +310,25 @@ class JobStore:
 
         return self._submit(write)
 
-    def reset_job(self, job_id: str, *, next_due_at: float) -> Future:
-        """Put a job back to pending with no attempts (for ``retry``); gives True if found."""
+    def reset_job(self, job_id: str, *, next_due_at: float, backoff: float) -> Future:
+        """Put a failed job back to pending with no attempts (``retry``).
+
+        The future gives True, or False when the job is unknown or not failed.
+        """
 
         def write() -> bool:
             query = self.Job.update(
-                status=PENDING, attempts=0, backoff=0.0, next_due_at=next_due_at, error=None,
-                video_url=None, video_uris="[]", not_found_streak=0, updated_at=self._clock(),
-            ).where(self.Job.job_id == job_id)
+                status=PENDING, attempts=0, backoff=backoff, next_due_at=next_due_at,
+                error=None, video_url=None, video_uris="[]", video_path=None,
+                not_found_streak=0, updated_at=self._clock(),
+            ).where((self.Job.job_id == job_id) & (self.Job.status == FAILED))
             return query.execute() == 1
 
         return self._submit(write)
+
+    def cancel_job(self, job_id: str, reason: str = "cancelled") -> Future:
+        """Fail a live job with ``reason`` (``cancel``); False when unknown or terminal."""
+        return self.save_progress(job_id, status=FAILED, error=reason)
 
     # -- reads (run on the calling thread) --------------------------------------------------
 
@@ -387,7 +400,8 @@ class JobStore:
             backoff=row.backoff, next_due_at=row.next_due_at, video_url=row.video_url,
             video_uris=tuple(json.loads(row.video_uris or "[]")), error=row.error,
             not_found_streak=row.not_found_streak, created_at=row.created_at,
-            updated_at=row.updated_at,
+            updated_at=row.updated_at, last_checked_at=row.last_checked_at,
+            video_path=row.video_path,
         )
 
     @staticmethod

@@ -26,7 +26,7 @@ import structlog
 from .broadcaster import Broadcaster, Registration, _AddListener, _RemoveListener
 from .checks import CheckPool
 from .job import JobActor
-from .messages import Alert, _ChildExited, _RestartPoller
+from .messages import Alert, _ChildExited, _Publish, _RestartPoller
 from .poller import Poller
 from .runtime import Runtime
 from .store import JobRecord
@@ -64,6 +64,18 @@ class _LiveJobs:
     """Ask: job id -> the urn of its actor."""
 
 
+@dataclass(frozen=True, slots=True)
+class _Retire:
+    """Stop a job's actor because its row turned terminal elsewhere (cancel, another node)."""
+
+    record: JobRecord
+
+
+@dataclass(frozen=True, slots=True)
+class _Rescan:
+    """Timer: look in the store for jobs that other processes added or changed."""
+
+
 class Supervisor(pykka.ThreadingActor):
     """The root of the tree (its children are :class:`SupervisedActor` subclasses)."""
 
@@ -78,6 +90,7 @@ class Supervisor(pykka.ThreadingActor):
         self._restarts: deque[float] = deque()
         self._incarnation = 0
         self._stopping = False
+        self._rescan_ticker = None
 
     # -- lifecycle (supervisor thread) --------------------------------------------------------
 
@@ -89,9 +102,16 @@ class Supervisor(pykka.ThreadingActor):
         for record in records:
             self._start_job(record, announce=False)
         log.info("tree_started", live_jobs=len(records))
+        from .timers import Ticker
+
+        self._rescan_ticker = Ticker(
+            self.actor_ref, self.runtime.config.rescan_interval, _Rescan(), name="veo-rescan"
+        ).start()
 
     def on_stop(self) -> None:
         self._stopping = True
+        if self._rescan_ticker is not None:
+            self._rescan_ticker.stop()
         self.pool.close(timeout=0)
         for ref in [*self._jobs.values(), self._poller, self._broadcaster]:
             if ref is not None:
@@ -124,6 +144,13 @@ class Supervisor(pykka.ThreadingActor):
         elif isinstance(message, _Unregister):
             self._registrations = [r for r in self._registrations if r.ref != message.ref]
             return self._ask_broadcaster(_RemoveListener(message.ref))
+        elif isinstance(message, _Rescan):
+            try:
+                self._rescan()
+            finally:
+                self._rescan_ticker.handled()
+        elif isinstance(message, _Retire):
+            self._retire(message.record)
         elif isinstance(message, _LiveJobs):
             return {job_id: ref.actor_urn for job_id, ref in self._jobs.items()}
         elif isinstance(message, Alert):
@@ -172,6 +199,35 @@ class Supervisor(pykka.ThreadingActor):
             if not self._stopping:
                 log.warning("broadcaster_restarted", reason=exit.reason)
                 self._start_broadcaster()
+
+    def _rescan(self) -> None:
+        """Adopt live rows no actor owns; retire actors whose rows turned terminal."""
+        if self._stopping:
+            return
+        try:
+            live = {record.job_id: record for record in self.runtime.store.live_jobs()}
+        except Exception as exc:  # a failing database must not kill the supervisor
+            log.warning("rescan_failed", error=f"{type(exc).__name__}: {exc}")
+            return
+        for job_id, record in live.items():
+            if job_id not in self._jobs:
+                log.info("job_adopted", job_id=job_id)
+                self._start_job(record, announce=True)
+        for job_id in [j for j in self._jobs if j not in live]:
+            record = self.runtime.store.get(job_id)
+            if record is not None and not record.live:
+                self._retire(record)
+
+    def _retire(self, record: JobRecord) -> None:
+        ref = self._jobs.pop(record.job_id, None)
+        if ref is None:
+            return
+        try:
+            ref.stop(block=False)
+        except pykka.ActorDeadError:
+            pass
+        log.info("job_retired", job_id=record.job_id, status=record.status)
+        self.runtime.tell("broadcaster", _Publish(record.to_update()))
 
     def _schedule_poller_restart(self, reason: str) -> None:
         config = self.runtime.config
