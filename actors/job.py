@@ -107,8 +107,9 @@ class JobActor(SupervisedActor):
             elif attempts >= config.max_attempts:
                 changes.update(status=FAILED, error=f"gave up after {attempts} attempts (max_attempts={config.max_attempts})")
             else:
-                delay = backoff_delay(attempts, config)
-                changes.update(status=PROCESSING, backoff=delay, next_due_at=now + delay)
+                due = self.runtime.schedule.next_due(old.kind, old.created_at, attempts, now)
+                delay = max(0.0, due - now)
+                changes.update(status=PROCESSING, backoff=delay, next_due_at=now + delay, pending_seen_at=now)
                 log.info("poll_backoff", job_id=job_id, attempt=attempts, delay=delay)
 
         new = replace(old, updated_at=now, **changes)
@@ -137,6 +138,8 @@ class JobActor(SupervisedActor):
         if new.status == COMPLETED:
             log.info("job_completed", job_id=job_id, attempts=attempts, waited=now - new.created_at)
             metrics.incr("jobs_completed")
+            pending_seen_at = old.pending_seen_at or old.created_at
+            self.runtime.schedule.observe(new.kind, new.created_at, pending_seen_at, now)
             if old.last_checked_at > 0:
                 # The video was finished somewhere between the last two checks.
                 metrics.observe("detection_delay_bound", now - old.last_checked_at)

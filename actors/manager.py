@@ -18,7 +18,7 @@ from .broadcaster import CallableListener, Registration
 from .clients.base import StatusClient, validate_operation_name
 from .config import PollingConfig
 from .errors import ConfigurationError, InvalidJobError, NotRunningError, PollingError, StoreError
-from .messages import KINDS, PENDING
+from .messages import COMPLETED, KINDS, PENDING
 from .runtime import Runtime
 from .store import JobRecord, JobStore
 from .supervisor import Supervisor, _AddJob, _LiveJobs, _Register, _Retire, _Shutdown, _Unregister
@@ -75,6 +75,7 @@ class PollingManager:
                 raise NotRunningError("this manager was shut down; create a new one")
             self.store.open()
             try:
+                self.runtime.schedule.load(self.store.jobs([COMPLETED]))
                 self._supervisor = Supervisor.start(self.runtime)
             except Exception:
                 self.store.close()
@@ -150,10 +151,11 @@ class PollingManager:
         validate_operation_name(operation_name)
         supervisor = self._running()
         now = self.runtime.clock()
+        first_due = self.runtime.schedule.next_due(kind, now, 0, now)
         record = JobRecord(
             job_id=job_id, kind=kind, prompt_id=prompt_id, profile_id=profile_id,
             operation_name=operation_name, scene_id=scene_id, status=PENDING, attempts=0,
-            backoff=self.config.initial_backoff, next_due_at=now + self.config.initial_backoff,
+            backoff=first_due - now, next_due_at=first_due,
             video_url=None, video_uris=(), error=None, not_found_streak=0,
             created_at=now, updated_at=now,
         )

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Any, Callable
 
 import pykka
 
@@ -27,9 +27,14 @@ class Runtime:
     store: JobStore
     client: StatusClient
     clock: Callable[[], float]
+    schedule: Any = None
     metrics: Metrics = field(default_factory=Metrics)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     _refs: dict[str, pykka.ActorRef] = field(default_factory=dict, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.schedule is None:
+            self.schedule = make_schedule(self.config)
 
     def set_ref(self, role: str, ref: pykka.ActorRef | None) -> None:
         """Publish the current actor for ``role`` (None: there is none now)."""
@@ -54,3 +59,14 @@ class Runtime:
         except pykka.ActorDeadError:
             return False
         return True
+
+
+def make_schedule(config: PollingConfig) -> Any:
+    """The poll-time policy ``config.schedule`` names (see :mod:`actors.schedule`)."""
+    if config.schedule == "adaptive":
+        from .adaptive import AdaptiveSchedule
+
+        return AdaptiveSchedule(config)
+    from .schedule import ReferenceSchedule
+
+    return ReferenceSchedule(config)

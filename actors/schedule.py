@@ -7,6 +7,7 @@ schedule is tested alone and reused by benchmarks.
 from __future__ import annotations
 
 import math
+from typing import Any, Iterable
 
 from .config import PollingConfig
 
@@ -38,3 +39,24 @@ def stagger(count: int, start: float, window: float) -> list[float]:
         return []
     step = window / count
     return [start + i * step for i in range(count)]
+
+
+class ReferenceSchedule:
+    """The reference design's policy: exponential backoff per job (thread-safe, stateless).
+
+    Every schedule policy offers the same three calls; the job actors call them from their own
+    threads, so implementations must be thread-safe.
+    """
+
+    def __init__(self, config: PollingConfig) -> None:
+        self.config = config
+
+    def next_due(self, kind: str, created_at: float, attempts: int, now: float) -> float:
+        """Absolute time of the next check of a job that has had ``attempts`` checks."""
+        return now + backoff_delay(attempts, self.config)
+
+    def observe(self, kind: str, created_at: float, pending_seen_at: float, done_at: float) -> None:
+        """Learn from one finished job (it was still pending at ``pending_seen_at``)."""
+
+    def load(self, records: Iterable[Any]) -> None:
+        """Learn from finished jobs read from the store at start."""

@@ -58,6 +58,7 @@ class JobRecord:
     updated_at: float
     last_checked_at: float = 0.0
     video_path: str | None = None
+    pending_seen_at: float = 0.0
 
     @property
     def live(self) -> bool:
@@ -106,6 +107,7 @@ class _JobRow(peewee.Model):
     updated_at = peewee.DoubleField()
     last_checked_at = peewee.DoubleField(default=0.0)
     video_path = peewee.TextField(null=True)
+    pending_seen_at = peewee.DoubleField(default=0.0)
 
     class Meta:
         table_name = "veo_jobs"
@@ -401,7 +403,7 @@ class JobStore:
             video_uris=tuple(json.loads(row.video_uris or "[]")), error=row.error,
             not_found_streak=row.not_found_streak, created_at=row.created_at,
             updated_at=row.updated_at, last_checked_at=row.last_checked_at,
-            video_path=row.video_path,
+            video_path=row.video_path, pending_seen_at=row.pending_seen_at,
         )
 
     @staticmethod
