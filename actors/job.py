@@ -107,8 +107,7 @@ class JobActor(SupervisedActor):
             elif attempts >= config.max_attempts:
                 changes.update(status=FAILED, error=f"gave up after {attempts} attempts (max_attempts={config.max_attempts})")
             else:
-                due = self.runtime.schedule.next_due(old.kind, old.created_at, attempts, now)
-                delay = max(0.0, due - now)
+                delay = max(0.0, self.runtime.schedule.next_delay(old.kind, old.created_at, attempts, now))
                 changes.update(status=PROCESSING, backoff=delay, next_due_at=now + delay, pending_seen_at=now)
                 log.info("poll_backoff", job_id=job_id, attempt=attempts, delay=delay)
 

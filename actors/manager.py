@@ -151,7 +151,7 @@ class PollingManager:
         validate_operation_name(operation_name)
         supervisor = self._running()
         now = self.runtime.clock()
-        first_due = self.runtime.schedule.next_due(kind, now, 0, now)
+        first_due = now + self.runtime.schedule.next_delay(kind, now, 0, now)
         record = JobRecord(
             job_id=job_id, kind=kind, prompt_id=prompt_id, profile_id=profile_id,
             operation_name=operation_name, scene_id=scene_id, status=PENDING, attempts=0,

@@ -51,9 +51,9 @@ class ReferenceSchedule:
     def __init__(self, config: PollingConfig) -> None:
         self.config = config
 
-    def next_due(self, kind: str, created_at: float, attempts: int, now: float) -> float:
-        """Absolute time of the next check of a job that has had ``attempts`` checks."""
-        return now + backoff_delay(attempts, self.config)
+    def next_delay(self, kind: str, created_at: float, attempts: int, now: float) -> float:
+        """Seconds from ``now`` to the next check of a job that has had ``attempts`` checks."""
+        return backoff_delay(attempts, self.config)
 
     def observe(self, kind: str, created_at: float, pending_seen_at: float, done_at: float) -> None:
         """Learn from one finished job (it was still pending at ``pending_seen_at``)."""
