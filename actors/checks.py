@@ -4,26 +4,43 @@ The poller decides *when* a job is checked; the pool runs the blocking HTTP call
 ``max_in_flight`` daemon threads and tells the job's actor the outcome. The pool outlives
 poller restarts, so it is the authority on which jobs are being checked right now: a job is
 never checked twice at once, whichever poller asked.
+
+When the client offers ``check_many`` (see :class:`~actors.clients.base.BatchStatusClient`),
+the poller hands over several jobs of one profile at once and one call checks them all.
+
+Each answer also feeds the shared :class:`~actors.throttle.ProfileThrottle`: a 429 pauses and
+slows the profile, refused credentials hold it and raise an alert, a success speeds it up.
 """
 
 from __future__ import annotations
 
 import queue
 import threading
+from dataclasses import dataclass
 from typing import Any
 
 import pykka
 import structlog
 
-from .errors import AuthError, RateLimitedError
-from .messages import _ApplyCheck, _ProfilePause
+from .errors import AuthError, RateLimitedError, TransientApiError
+from .messages import Alert, _ApplyCheck
 from .runtime import Runtime
 
 log = structlog.get_logger("actors.checks")
 
 
+@dataclass(frozen=True, slots=True)
+class CheckRequest:
+    """One job to check: its id, operation, profile and the actor to tell."""
+
+    job_id: str
+    operation_name: str
+    profile_id: str
+    job_ref: pykka.ActorRef
+
+
 class CheckPool:
-    """Runs ``client.check`` calls in parallel, at most ``max_in_flight`` at once."""
+    """Runs status checks in parallel, at most ``max_in_flight`` jobs at once."""
 
     def __init__(self, runtime: Runtime) -> None:
         self._runtime = runtime
@@ -31,6 +48,7 @@ class CheckPool:
         self._lock = threading.Condition()
         self._in_flight: set[str] = set()
         self._accepting = True
+        self.batching = callable(getattr(runtime.client, "check_many", None))
         self._threads = [
             threading.Thread(target=self._work, name=f"veo-check-{i}", daemon=True)
             for i in range(runtime.config.max_in_flight)
@@ -40,11 +58,11 @@ class CheckPool:
 
     @property
     def capacity(self) -> int:
-        """How many checks may run at once."""
+        """How many jobs may be in flight at once."""
         return len(self._threads)
 
     def in_flight(self) -> int:
-        """How many checks are running or queued now."""
+        """How many jobs are being checked or wait for a thread now."""
         with self._lock:
             return len(self._in_flight)
 
@@ -53,18 +71,30 @@ class CheckPool:
         with self._lock:
             return job_id in self._in_flight
 
-    def submit(self, job_id: str, operation_name: str, profile_id: str, job_ref: pykka.ActorRef) -> bool:
-        """Queue a check; False when that job is already being checked or the pool is full/closed."""
+    def submit(self, request: CheckRequest) -> bool:
+        """Queue one check; False when that job is being checked or the pool is full/closed."""
+        return self.submit_batch([request]) == 1
+
+    def submit_batch(self, requests: list[CheckRequest]) -> int:
+        """Queue checks of one profile as a single call (one per job without ``check_many``).
+
+        Returns how many of ``requests`` (taken in order) were accepted.
+        """
+        accepted: list[CheckRequest] = []
         with self._lock:
-            if (
-                not self._accepting
-                or job_id in self._in_flight
-                or len(self._in_flight) >= len(self._threads)
-            ):
-                return False
-            self._in_flight.add(job_id)
-        self._queue.put((job_id, operation_name, profile_id, job_ref))
-        return True
+            for request in requests:
+                if not self._accepting or len(self._in_flight) >= len(self._threads):
+                    break
+                if request.job_id in self._in_flight:
+                    continue
+                self._in_flight.add(request.job_id)
+                accepted.append(request)
+        if self.batching and accepted:
+            self._queue.put(accepted)
+        else:
+            for request in accepted:
+                self._queue.put([request])
+        return len(accepted)
 
     def wait_idle(self, timeout: float) -> bool:
         """Block until no check is in flight (True) or ``timeout`` passes (False)."""
@@ -80,32 +110,79 @@ class CheckPool:
             self._queue.put(None)
         return idle
 
+    # -- check threads ---------------------------------------------------------------------
+
     def _work(self) -> None:
-        """Runs on a check thread: one blocking check at a time."""
-        runtime = self._runtime
+        """Runs on a check thread: one blocking call at a time."""
         while True:
-            item = self._queue.get()
-            if item is None:
+            batch = self._queue.get()
+            if batch is None:
                 return
-            job_id, operation_name, profile_id, job_ref = item
-            started = runtime.clock()
+            started = self._runtime.clock()
             try:
-                outcome: Any = runtime.client.check(operation_name, profile_id=profile_id)
-            except Exception as exc:
-                outcome = exc
+                outcomes = self._call(batch)
             except BaseException as exc:  # never let a check thread die
-                outcome = RuntimeError(f"{type(exc).__name__} raised by the status client")
-            runtime.metrics.incr("api_calls")
-            if isinstance(outcome, Exception):
-                runtime.metrics.incr(f"api_errors.{type(outcome).__name__}")
-            if isinstance(outcome, (RateLimitedError, AuthError)):
-                retry_after = getattr(outcome, "retry_after", None)
-                runtime.tell("poller", _ProfilePause(profile_id, retry_after, type(outcome).__name__))
+                outcomes = {r.job_id: _as_exception(exc) for r in batch}
+            for request in batch:
+                self._deliver(request, outcomes[request.job_id], started)
+
+    def _call(self, batch: list[CheckRequest]) -> dict[str, Any]:
+        client = self._runtime.client
+        profile_id = batch[0].profile_id
+        self._runtime.metrics.incr("api_calls")
+        if len(batch) > 1 or self.batching:
             try:
-                job_ref.tell(_ApplyCheck(outcome, started))
-            except pykka.ActorDeadError:
-                log.info("check_result_dropped", job_id=job_id, reason="job actor gone")
-            finally:
-                with self._lock:
-                    self._in_flight.discard(job_id)
-                    self._lock.notify_all()
+                answers = client.check_many([r.operation_name for r in batch], profile_id=profile_id)
+            except Exception as exc:
+                answers = {r.operation_name: exc for r in batch}
+            missing = TransientApiError("the batch answer did not mention this operation")
+            return {r.job_id: answers.get(r.operation_name, missing) for r in batch}
+        request = batch[0]
+        try:
+            return {request.job_id: client.check(request.operation_name, profile_id=profile_id)}
+        except Exception as exc:
+            return {request.job_id: exc}
+
+    def _deliver(self, request: CheckRequest, outcome: Any, started: float) -> None:
+        runtime = self._runtime
+        try:
+            self._account(request.profile_id, outcome)
+            request.job_ref.tell(_ApplyCheck(outcome, started))
+        except pykka.ActorDeadError:
+            log.info("check_result_dropped", job_id=request.job_id, reason="job actor gone")
+        except Exception:
+            log.exception("check_delivery_failed", job_id=request.job_id)
+        finally:
+            with self._lock:
+                self._in_flight.discard(request.job_id)
+                self._lock.notify_all()
+        runtime.metrics.incr("checks_done")
+
+    def _account(self, profile_id: str, outcome: Any) -> None:
+        runtime = self._runtime
+        throttle = runtime.throttle
+        if not isinstance(outcome, Exception):
+            throttle.on_success(profile_id)
+            return
+        runtime.metrics.incr(f"api_errors.{type(outcome).__name__}")
+        if isinstance(outcome, RateLimitedError):
+            pause = throttle.on_rate_limited(profile_id, outcome.retry_after, runtime.clock())
+            log.warning("profile_rate_limited", profile_id=profile_id, pause=pause)
+        elif isinstance(outcome, AuthError):
+            if throttle.on_auth_failed(profile_id):
+                runtime.tell(
+                    "supervisor",
+                    Alert(
+                        "credentials_refused",
+                        f"the API refused the credentials of profile {profile_id!r}; its jobs "
+                        "are paused until new credentials are supplied",
+                        {"profile_id": profile_id, "status_code": outcome.status_code},
+                        at=runtime.clock(),
+                    ),
+                )
+
+
+def _as_exception(exc: BaseException) -> Exception:
+    if isinstance(exc, Exception):
+        return exc
+    return RuntimeError(f"{type(exc).__name__} raised by the status client")

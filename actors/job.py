@@ -33,6 +33,8 @@ from .store import JobRecord
 
 log = structlog.get_logger("actors.job")
 
+_DOWNLOAD_TRIES = 3
+
 
 class JobActor(SupervisedActor):
     """Owns one live job: applies check outcomes, persists, announces, reschedules."""
@@ -43,6 +45,7 @@ class JobActor(SupervisedActor):
         super().__init__(runtime, key=record.job_id)
         self.record = record
         self._announce = announce
+        self._download_failures = 0
 
     def setup(self) -> None:
         record = self.record
@@ -72,19 +75,22 @@ class JobActor(SupervisedActor):
         old = self.record
         job_id = old.job_id
         if isinstance(outcome, (RateLimitedError, AuthError)):
-            # The account is throttled or refused, not the job: no attempt is burned.
-            delay = outcome.retry_after if isinstance(outcome, RateLimitedError) else None
-            delay = config.default_retry_after if delay is None else delay
-            log.info("check_deferred", job_id=job_id, reason=type(outcome).__name__, delay=delay)
-            self._reschedule(now + delay)
-            return
+            # The account is throttled or refused, not the job: no attempt is burned. The
+            # shared throttle holds the profile; the poller checks again when it allows.
+            if now - old.created_at < config.job_deadline:
+                log.info("check_deferred", job_id=job_id, reason=type(outcome).__name__)
+                self._reschedule(now)
+                return
+            outcome = None  # past its deadline: fall through and fail it
 
         attempts = old.attempts + 1
         changes: dict[str, Any] = {"attempts": attempts, "not_found_streak": 0, "last_checked_at": now}
         if isinstance(outcome, OperationStatus):
             if outcome.done:
                 if outcome.succeeded:
-                    changes.update(status=COMPLETED, video_uris=outcome.video_uris, video_url=outcome.video_uris[0])
+                    changes.update(video_uris=outcome.video_uris, video_url=outcome.video_uris[0])
+                    if self._download(outcome, changes):
+                        changes["status"] = COMPLETED
                 elif outcome.error is not None:
                     code = f" (code {outcome.error_code})" if outcome.error_code is not None else ""
                     changes.update(status=FAILED, error=f"{outcome.error}{code}")
@@ -146,6 +152,31 @@ class JobActor(SupervisedActor):
             log.info("job_failed", job_id=job_id, attempts=attempts, error=new.error)
             self.runtime.metrics.incr("jobs_failed")
         self._finish()
+
+    def _download(self, outcome: OperationStatus, changes: dict[str, Any]) -> bool:
+        """Fetch the videos into ``download_dir`` if set; False to try again on a later check.
+
+        A download that keeps failing never fails the job: after ``_DOWNLOAD_TRIES`` tries
+        the job completes without a local copy (the URIs stay on the row).
+        """
+        directory = self.runtime.config.download_dir
+        if directory is None:
+            return True
+        from .downloads import download_videos
+
+        job_id = self.record.job_id
+        try:
+            paths = download_videos(
+                self.runtime.client, outcome.video_uris, directory, job_id, self.record.profile_id
+            )
+        except Exception as exc:
+            self._download_failures += 1
+            self.runtime.metrics.incr("download_failures")
+            log.warning("download_failed", job_id=job_id, tries=self._download_failures, error=type(exc).__name__)
+            return self._download_failures >= _DOWNLOAD_TRIES
+        changes["video_path"] = paths[0] if paths else None
+        log.info("video_downloaded", job_id=job_id, files=len(paths))
+        return True
 
     def _reschedule(self, due_at: float) -> None:
         if not self.runtime.tell("poller", _Reschedule(self.record.job_id, due_at)):

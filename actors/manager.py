@@ -190,6 +190,30 @@ class PollingManager:
             self._ask(supervisor, _Retire(record))
         return True
 
+    def update_credentials(self, profile_id: str, secret: str) -> None:
+        """Give a profile new credentials and resume its paused jobs.
+
+        Works with clients whose ``credentials`` provider has a ``set`` method (the bundled
+        clients do); other providers should be updated by the host, then call
+        :meth:`resume_profile`.
+        """
+        _check_id("profile_id", profile_id)
+        if not isinstance(secret, str) or not secret:
+            raise ConfigurationError("the new credentials must be a non-empty string")
+        provider = getattr(self.client, "credentials", None)
+        if provider is None or not callable(getattr(provider, "set", None)):
+            raise ConfigurationError("this client's credentials cannot be replaced; update them and call resume_profile()")
+        provider.set(profile_id, secret)
+        self.resume_profile(profile_id)
+
+    def resume_profile(self, profile_id: str) -> bool:
+        """Lift a profile's hold (refused credentials) or pause; True if it was held or paused."""
+        _check_id("profile_id", profile_id)
+        resumed = self.runtime.throttle.resume(profile_id)
+        if resumed:
+            log.info("profile_resumed", profile_id=profile_id)
+        return resumed
+
     def get_job(self, job_id: str) -> JobRecord | None:
         """The job as stored now, or None when the id is unknown."""
         if not isinstance(job_id, str):
@@ -203,6 +227,7 @@ class PollingManager:
         for name in ("api_calls", "poller_restarts", "job_restarts", "alerts"):
             result.setdefault(name, 0)
         result["live_actors"] = len(self._live()) if self._state == "running" else 0
+        result["profiles"] = self.runtime.throttle.snapshot()
         return result
 
     # -- listeners ------------------------------------------------------------------------------

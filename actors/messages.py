@@ -138,15 +138,6 @@ class _RestartPoller:
 
 
 @dataclass(frozen=True, slots=True)
-class _ProfilePause:
-    """Poller: hold a profile's checks (429 Retry-After, refused credentials)."""
-
-    profile_id: str
-    retry_after: float | None
-    cause: str
-
-
-@dataclass(frozen=True, slots=True)
 class _Reschedule:
     """Poller: the job's next check is due at ``due_at``."""
 

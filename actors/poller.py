@@ -3,10 +3,11 @@
 It keeps every live job's next due time in a heap (lazy deletion: an entry whose generation
 is stale is skipped), wakes on its own :class:`~actors.timers.Ticker`, starts at most
 ``max_checks_per_cycle`` due checks per cycle on the shared :class:`~actors.checks.CheckPool`,
-respects each profile's rate budget and Retry-After pause, and never checks a job that is
-already being checked. It holds nothing that cannot be rebuilt: on start it reads the live
-jobs from the store, takes the job actors' refs from the supervisor, and staggers overdue
-first checks over one tick so that a restart does not fire them all at once.
+respects each profile's budget in the shared :class:`~actors.throttle.ProfileThrottle`,
+and never checks a job that is already being checked. It holds nothing that cannot be
+rebuilt: on start it reads the live jobs from the store, takes the job actors' refs from the
+supervisor, and staggers overdue first checks over one tick so that a restart does not fire
+them all at once.
 
 Every method runs on the poller's own actor thread, except ``__init__`` (the supervisor's).
 """
@@ -22,11 +23,10 @@ import pykka
 import structlog
 
 from .base import SupervisedActor
-from .checks import CheckPool
-from .messages import _ProfilePause, _Reschedule, _Tick, _Track, _Untrack
+from .checks import CheckPool, CheckRequest
+from .messages import _Reschedule, _Tick, _Track, _Untrack
 from .runtime import Runtime
 from .schedule import stagger
-from .throttle import ProfileBudgets
 
 log = structlog.get_logger("actors.poller")
 
@@ -51,7 +51,6 @@ class Poller(SupervisedActor):
         self._targets: dict[str, _Target] = {}
         self._heap: list[tuple[float, int, str, int]] = []
         self._seq = itertools.count()
-        self._budgets = ProfileBudgets(runtime.config.profile_rate_limit)
         self._ticker = None
 
     # -- lifecycle --------------------------------------------------------------------------
@@ -110,12 +109,6 @@ class Poller(SupervisedActor):
             self._push(message.job_id, message.due_at, bump=True)
         elif isinstance(message, _Untrack):
             self._targets.pop(message.job_id, None)
-        elif isinstance(message, _ProfilePause):
-            delay = message.retry_after
-            if delay is None:
-                delay = self.runtime.config.default_retry_after
-            self._budgets.pause(message.profile_id, self.runtime.clock() + delay)
-            log.warning("profile_paused", profile_id=message.profile_id, delay=delay, cause=message.cause)
         elif isinstance(message, _ScheduleQuery):
             return self._schedule_snapshot()
         else:
@@ -135,29 +128,34 @@ class Poller(SupervisedActor):
         """Start the checks that are due, within the per-cycle cap and every budget."""
         runtime = self.runtime
         now = runtime.clock()
-        cap = runtime.config.max_checks_per_cycle
-        started = 0
+        limit = min(runtime.config.max_checks_per_cycle, self._pool.capacity - self._pool.in_flight())
+        ready: dict[str, list[CheckRequest]] = {}
         deferred: list[tuple[str, float]] = []
-        while self._heap and self._heap[0][0] <= now and started < cap:
+        taken = 0
+        while self._heap and self._heap[0][0] <= now and taken < limit:
             due_at, _, job_id, generation = heapq.heappop(self._heap)
             target = self._targets.get(job_id)
             if target is None or target.generation != generation:
                 continue  # stale entry: the job was rescheduled or dropped
-            retry_at = self._budgets.admit(target.profile_id, now)
+            if self._pool.is_checking(job_id):
+                continue  # its result will reschedule it
+            retry_at = runtime.throttle.admit(target.profile_id, now)
             if retry_at is not None:
                 deferred.append((job_id, retry_at))
                 continue
-            if not self._pool.submit(job_id, target.operation_name, target.profile_id, target.ref):
-                if self._pool.is_checking(job_id):
-                    continue  # its result will reschedule it
-                deferred.append((job_id, due_at))  # the pool is full: keep its place
-                break
-            started += 1
+            ready.setdefault(target.profile_id, []).append(
+                CheckRequest(job_id, target.operation_name, target.profile_id, target.ref)
+            )
+            taken += 1
+        started = 0
+        for requests in ready.values():
+            accepted = self._pool.submit_batch(requests)
+            started += accepted
+            deferred.extend((r.job_id, now) for r in requests[accepted:])
         for job_id, due_at in deferred:
-            self._push(job_id, due_at, bump=False)
+            self._push(job_id, due_at)
         if started:
             runtime.metrics.incr("checks_started", started)
-            runtime.metrics.incr("cycles_with_checks")
         runtime.metrics.incr("cycles")
 
     def _publish_depth(self) -> None:

@@ -28,6 +28,7 @@ class Runtime:
     client: StatusClient
     clock: Callable[[], float]
     schedule: Any = None
+    throttle: Any = None
     metrics: Metrics = field(default_factory=Metrics)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     _refs: dict[str, pykka.ActorRef] = field(default_factory=dict, repr=False)
@@ -35,6 +36,10 @@ class Runtime:
     def __post_init__(self) -> None:
         if self.schedule is None:
             self.schedule = make_schedule(self.config)
+        if self.throttle is None:
+            from .throttle import ProfileThrottle
+
+            self.throttle = ProfileThrottle(self.config)
 
     def set_ref(self, role: str, ref: pykka.ActorRef | None) -> None:
         """Publish the current actor for ``role`` (None: there is none now)."""

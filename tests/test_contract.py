@@ -10,7 +10,7 @@ import pytest
 import actors
 from actors.config import PollingConfig
 from actors.schedule import backoff_delay, stagger
-from actors.throttle import ProfileBudgets, TokenBucket
+from actors.throttle import ProfileThrottle, TokenBucket
 
 GOOD_OP = "models/veo-3.0-generate-001/operations/op123"
 
@@ -78,12 +78,33 @@ def test_a_token_bucket_admits_its_rate_and_says_when_to_come_back():
     assert bucket.try_take(0.5)
 
 
-def test_a_paused_profile_is_held_until_its_pause_ends_and_others_are_not():
-    budgets = ProfileBudgets(rate=None)
-    budgets.pause("a", until=10.0)
-    assert budgets.admit("a", 5.0) == 10.0
-    assert budgets.admit("b", 5.0) is None
-    assert budgets.admit("a", 10.0) is None
+def test_a_rate_limited_profile_pauses_slows_down_and_recovers_alone():
+    throttle = ProfileThrottle(PollingConfig(tick_interval=1.0, max_checks_per_cycle=10))
+    assert throttle.admit("a", 0.0) is None  # no explicit limit: unlimited until a 429
+    assert throttle.on_rate_limited("a", 5.0, now=0.0) == 5.0
+    assert throttle.admit("a", 1.0) == 5.0
+    assert throttle.admit("b", 1.0) is None
+    assert throttle.snapshot()["a"]["rate_factor"] == 0.5
+    admitted = sum(throttle.admit("a", 5.0) is None for _ in range(20))
+    assert admitted == 5  # half of the 10 checks/s ceiling, as one second's burst
+    for _ in range(5):
+        throttle.on_success("a")
+    assert throttle.snapshot()["a"]["rate_factor"] == 1.0
+    assert throttle.admit("a", 5.0) is None
+
+
+def test_a_429_without_retry_after_pauses_longer_each_time():
+    throttle = ProfileThrottle(PollingConfig(default_retry_after=2.0))
+    assert [throttle.on_rate_limited("a", None, now=0.0) for _ in range(3)] == [2.0, 4.0, 8.0]
+
+
+def test_refused_credentials_hold_a_profile_until_it_is_resumed():
+    throttle = ProfileThrottle(PollingConfig(tick_interval=1.0, default_retry_after=3.0))
+    assert throttle.on_auth_failed("a") is True
+    assert throttle.on_auth_failed("a") is False
+    assert throttle.admit("a", 100.0) == 103.0
+    assert throttle.resume("a") is True
+    assert throttle.admit("a", 100.0) is None
 
 
 BAD_INPUTS = [
