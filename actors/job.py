@@ -26,7 +26,7 @@ from .errors import (
     RateLimitedError,
     StoreError,
 )
-from .messages import COMPLETED, FAILED, PROCESSING, _ApplyCheck, _Publish, _Reschedule, _Track, _Untrack
+from .messages import COMPLETED, FAILED, PROCESSING, _ApplyCheck, _Publish, _Reschedule, _Retire, _Track, _Untrack
 from .runtime import Runtime
 from .schedule import backoff_delay
 from .store import JobRecord
@@ -65,7 +65,24 @@ class JobActor(SupervisedActor):
         if isinstance(message, _ApplyCheck):
             self._apply(message.outcome)
             return None
+        if isinstance(message, _Retire):
+            self._adopt_final_row()
+            return None
         return super().handle(message)
+
+    def _adopt_final_row(self) -> None:
+        """The row was finished by someone else: announce what it says, once, and stop.
+
+        Only this actor announces its job's terminal state, so no listener hears it twice.
+        """
+        row = self.runtime.store.get(self.record.job_id)
+        if row is None or row.live:
+            return
+        if self.record.live:
+            self.record = row
+            self.runtime.tell("broadcaster", _Publish(row.to_update()))
+            log.info("job_finished_elsewhere", job_id=row.job_id, status=row.status, error=row.error)
+        self._finish()
 
     # -- the state machine ------------------------------------------------------------------
 
@@ -129,7 +146,7 @@ class JobActor(SupervisedActor):
             return
         if not stored:
             # The row is terminal already (or gone): another writer decided. Stand down.
-            log.info("job_already_final", job_id=job_id)
+            self._adopt_final_row()
             self._finish()
             return
         self.record = new
@@ -183,5 +200,7 @@ class JobActor(SupervisedActor):
             log.debug("reschedule_unsent", job_id=self.record.job_id, reason="no poller now")
 
     def _finish(self) -> None:
+        if self.stop_reason == "finished":
+            return
         self.stop_reason = "finished"
         self.actor_ref.stop(block=False)

@@ -21,7 +21,7 @@ from .errors import ConfigurationError, InvalidJobError, NotRunningError, Pollin
 from .messages import COMPLETED, KINDS, PENDING
 from .runtime import Runtime
 from .store import JobRecord, JobStore
-from .supervisor import Supervisor, _AddJob, _LiveJobs, _Register, _Retire, _Shutdown, _Unregister
+from .supervisor import Supervisor, _AddJob, _LiveJobs, _Register, _RetireJob, _Shutdown, _Unregister
 
 log = structlog.get_logger("actors.manager")
 
@@ -185,9 +185,7 @@ class PollingManager:
         supervisor = self._running()
         if not self._wait(self.store.cancel_job(job_id, reason)):
             return False
-        record = self.store.get(job_id)
-        if record is not None:
-            self._ask(supervisor, _Retire(record))
+        self._ask(supervisor, _RetireJob(job_id))
         return True
 
     def update_credentials(self, profile_id: str, secret: str) -> None:

@@ -143,3 +143,8 @@ class _Reschedule:
 
     job_id: str
     due_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class _Retire:
+    """Job actor: the row turned terminal elsewhere (cancel, another node); announce and stop."""

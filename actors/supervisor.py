@@ -26,7 +26,7 @@ import structlog
 from .broadcaster import Broadcaster, Registration, _AddListener, _RemoveListener
 from .checks import CheckPool
 from .job import JobActor
-from .messages import Alert, _ChildExited, _Publish, _RestartPoller
+from .messages import Alert, _ChildExited, _RestartPoller, _Retire
 from .poller import Poller
 from .runtime import Runtime
 from .store import JobRecord
@@ -65,10 +65,10 @@ class _LiveJobs:
 
 
 @dataclass(frozen=True, slots=True)
-class _Retire:
-    """Stop a job's actor because its row turned terminal elsewhere (cancel, another node)."""
+class _RetireJob:
+    """Tell a job's actor that its row turned terminal elsewhere (cancel, another node)."""
 
-    record: JobRecord
+    job_id: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,8 +149,8 @@ class Supervisor(pykka.ThreadingActor):
                 self._rescan()
             finally:
                 self._rescan_ticker.handled()
-        elif isinstance(message, _Retire):
-            self._retire(message.record)
+        elif isinstance(message, _RetireJob):
+            self._retire(message.job_id)
         elif isinstance(message, _LiveJobs):
             return {job_id: ref.actor_urn for job_id, ref in self._jobs.items()}
         elif isinstance(message, Alert):
@@ -214,20 +214,16 @@ class Supervisor(pykka.ThreadingActor):
                 log.info("job_adopted", job_id=job_id)
                 self._start_job(record, announce=True)
         for job_id in [j for j in self._jobs if j not in live]:
-            record = self.runtime.store.get(job_id)
-            if record is not None and not record.live:
-                self._retire(record)
+            self._retire(job_id)
 
-    def _retire(self, record: JobRecord) -> None:
-        ref = self._jobs.pop(record.job_id, None)
-        if ref is None:
-            return
-        try:
-            ref.stop(block=False)
-        except pykka.ActorDeadError:
-            pass
-        log.info("job_retired", job_id=record.job_id, status=record.status)
-        self.runtime.tell("broadcaster", _Publish(record.to_update()))
+    def _retire(self, job_id: str) -> None:
+        """The job's actor announces the final row and stops (it may have done so already)."""
+        ref = self._jobs.get(job_id)
+        if ref is not None:
+            try:
+                ref.tell(_Retire())
+            except pykka.ActorDeadError:
+                pass
 
     def _schedule_poller_restart(self, reason: str) -> None:
         config = self.runtime.config
