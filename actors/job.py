@@ -26,7 +26,7 @@ from .errors import (
     RateLimitedError,
     StoreError,
 )
-from .messages import COMPLETED, FAILED, PROCESSING, _ApplyCheck, _Publish, _Reschedule, _Retire, _Track, _Untrack
+from .messages import COMPLETED, Alert, FAILED, PROCESSING, _ApplyCheck, _Publish, _Reschedule, _Retire, _Track, _Untrack
 from .runtime import Runtime
 from .schedule import backoff_delay
 from .store import JobRecord
@@ -140,8 +140,13 @@ class JobActor(SupervisedActor):
                 timeout=max(config.ask_timeout, 30.0)
             )
         except (StoreError, TimeoutError) as exc:
+            # Nothing is announced that is not stored: keep the old state, check again later.
             log.error("job_save_failed", job_id=job_id, error=str(exc))
             self.runtime.metrics.incr("store_errors")
+            self.runtime.tell(
+                "supervisor",
+                Alert("store_failed", f"a job's state could not be saved: {exc}", {"job_id": job_id}, at=now),
+            )
             self._reschedule(now + backoff_delay(old.attempts, config))
             return
         if not stored:

@@ -91,6 +91,7 @@ class Supervisor(pykka.ThreadingActor):
         self._incarnation = 0
         self._stopping = False
         self._rescan_ticker = None
+        self._alerted: dict[str, float] = {}
 
     # -- lifecycle (supervisor thread) --------------------------------------------------------
 
@@ -247,6 +248,13 @@ class Supervisor(pykka.ThreadingActor):
         call_later(delay, self.actor_ref, _RestartPoller(self._incarnation))
 
     def _alert(self, alert: Alert) -> None:
+        # One alert of a kind per restart window: a storm of the same fault is one page.
+        now = time.monotonic()
+        last = self._alerted.get(alert.kind)
+        if last is not None and now - last < self.runtime.config.restart_window:
+            log.warning("alert_repeated", alert=alert.kind, message=alert.message)
+            return
+        self._alerted[alert.kind] = now
         self.runtime.metrics.incr("alerts")
         log.error("alert_raised", alert=alert.kind, message=alert.message, **alert.details)
         if self._broadcaster is not None:
