@@ -1,9 +1,26 @@
-"""VeoSimulator: a real HTTP server on 127.0.0.1 that speaks the Gemini API's Veo wire format.
+"""VeoSimulator: a real HTTP server on 127.0.0.1 that speaks the Veo wire formats of the
+Gemini API (``GET /v1beta/{operation}``) and of Vertex AI (``:fetchPredictOperation``).
 
 Each operation finishes after a duration drawn from a clipped log-normal distribution (divided
 by ``time_scale`` for compressed time); some are filtered or fail. Faults can be switched on:
-429 with Retry-After, 5xx, slow answers, dropped connections, truncated bodies. Every request
-is counted. It serves the demo, the tests and the benchmarks.
+429 with Retry-After, 4xx/5xx, slow answers, dropped connections, malformed or truncated bodies,
+HTML error pages. Every request is counted. It serves the demo, the tests and the benchmarks.
+
+Endpoints (both ``v1beta`` and ``v1`` for the Gemini API, as the google-genai SDK sends ``v1``;
+both ``v1`` and ``v1beta1`` for Vertex AI):
+
+- ``POST /v1beta/models/{model}:predictLongRunning`` -> ``{"name": "models/{model}/operations/{id}"}``
+- ``GET /v1beta/models/{model}/operations/{id}`` -> the operation (tests/wire/gemini-*.json)
+- ``GET /v1beta/files/{id}:download`` -> the video, or a 302 to ``/media/{id}.mp4`` (on this
+  server or another one) when ``download_redirect`` is set
+- ``GET /media/{id}.mp4`` -> the video, no key needed (a stand-in for a signed storage URL)
+- ``POST /v1/projects/{p}/locations/{l}/publishers/google/models/{model}:predictLongRunning``
+  -> ``{"name": "projects/{p}/locations/{l}/publishers/google/models/{model}/operations/{uuid}"}``
+- ``POST /v1/projects/{p}/locations/{l}/publishers/google/models/{model}:fetchPredictOperation``
+  with ``{"operationName": ...}`` -> the operation (tests/wire/vertex-*.json)
+
+``api_key`` (when set) is required in ``x-goog-api-key`` on the Gemini endpoints;
+``bearer_token`` (when set) in ``Authorization: Bearer`` on the Vertex ones.
 
 The server runs on a background thread and answers each connection on its own daemon thread;
 every public method may be called from any thread (one lock guards all state).
@@ -11,68 +28,53 @@ every public method may be called from any thread (one lock guards all state).
 
 from __future__ import annotations
 
-import json
 import math
 import random
-import re
-import socket
 import string
-import threading
 import time
-from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Callable
+import uuid
+from typing import Callable
 from urllib.parse import urlsplit
 
-OUTCOMES = ("success", "filtered", "failed")
-_RESPONSE_TYPE = (
-    "type.googleapis.com/google.ai.generativelanguage.v1beta.PredictLongRunningResponse"
+from ._sim_wire import (
+    DOWNLOAD,
+    FAKE_MP4,
+    GEMINI_POLL,
+    GEMINI_START,
+    HTML_502,
+    MEDIA,
+    OUTCOMES,
+    QUOTA_DETAILS,
+    VERTEX_METHOD,
+    VERTEX_NAME,
+    Answer,
+    Handler,
+    LoopbackServer,
+    Operation,
+    done_body,
+    error_answer,
+    header_value,
+    json_answer,
+    operation_name_in,
 )
-_FILTER_REASON = (
-    "We encountered an issue with the audio for your prompt. "
-    "You have not been charged for this attempt."
-)
-_STATUS_NAMES = {
-    400: "INVALID_ARGUMENT", 401: "UNAUTHENTICATED", 403: "PERMISSION_DENIED",
-    404: "NOT_FOUND", 409: "ABORTED", 429: "RESOURCE_EXHAUSTED", 500: "INTERNAL",
-    501: "UNIMPLEMENTED", 503: "UNAVAILABLE", 504: "DEADLINE_EXCEEDED",
-}
-_QUOTA_DETAILS = [{
-    "@type": "type.googleapis.com/google.rpc.QuotaFailure",
-    "violations": [{
-        "quotaMetric": "generativelanguage.googleapis.com/predict_long_running_requests",
-        "quotaId": "PredictLongRunningRequestsPerMinutePerProject",
-    }],
-}]
-_START = re.compile(r"^/v1beta/models/([A-Za-z0-9][A-Za-z0-9._-]*):predictLongRunning$")
-_POLL = re.compile(r"^/v1beta/(models/[^/]+/operations/[^/]+)$")
-_DOWNLOAD = re.compile(r"^/v1beta/files/([A-Za-z0-9_-]+):download$")
-_FAKE_MP4 = b"\x00\x00\x00\x18ftypmp42\x00\x00\x00\x00mp42isom" + b"\x00" * 32
+
+__all__ = ["OUTCOMES", "VeoSimulator"]
+
 _ID_ALPHABET = string.ascii_lowercase + string.digits
-
-# An answer: (status, body, content type, extra headers); status None means drop the connection.
-_Answer = tuple[int | None, bytes, str, dict[str, str]]
+_FAULTS = ("drop", "rate", "error", "malformed", "html", "truncate")
 
 
-@dataclass
-class _Operation:
-    name: str
-    finish: float
-    outcome: str
-    file_ids: tuple[str, ...]
-    polls: int = 0
-    in_flight: int = 0
-    max_in_flight: int = 0
-    first_done_poll: float | None = None
-
-
-class VeoSimulator:
-    """A simulated Gemini Veo server for the demo, tests and benchmarks (see module doc).
+class VeoSimulator(LoopbackServer):
+    """A simulated Veo server (Gemini API and Vertex AI) for the demo, tests and benchmarks.
 
     Use as a context manager (or :meth:`start` / :meth:`close`). ``clock`` is the time source
     for operation durations, so tests can inject a fake one; ``latency`` is real seconds added
-    to each answer. Public attributes ``latency``, ``api_key``, ``failed_share`` and
-    ``filtered_share`` may be changed at any time.
+    to each answer. ``download_redirect``: False serves videos directly, True redirects to
+    ``/media/`` on this server, a base URL string redirects there (another host).
+    ``vertex_inline`` makes Vertex answers carry ``bytesBase64Encoded`` instead of ``gcsUri``.
+    Public attributes ``latency``, ``api_key``, ``bearer_token``, ``failed_share``,
+    ``filtered_share``, ``download_redirect``, ``vertex_inline`` and ``video_bytes`` may be
+    changed at any time.
     """
 
     def __init__(
@@ -90,6 +92,9 @@ class VeoSimulator:
         clock: Callable[[], float] = time.monotonic,
         samples: int = 1,
         expire_after: float | None = None,
+        bearer_token: str | None = None,
+        download_redirect: bool | str = False,
+        vertex_inline: bool = False,
     ) -> None:
         if not time_scale > 0 or not 0 < min_duration <= median_duration <= max_duration:
             raise ValueError("need time_scale > 0 and 0 < min <= median <= max duration")
@@ -100,71 +105,23 @@ class VeoSimulator:
         self.max_duration, self.duration_sigma = max_duration, duration_sigma
         self.filtered_share, self.failed_share = filtered_share, failed_share
         self.api_key, self.samples, self.expire_after = api_key, samples, expire_after
+        self.bearer_token, self.download_redirect = bearer_token, download_redirect
+        self.vertex_inline, self.video_bytes = vertex_inline, FAKE_MP4
         self.latency = 0.0
         self._clock = clock
         self._rng = random.Random(seed)
-        self._lock = threading.Lock()
-        self._ops: dict[str, _Operation] = {}
+        self._init_server()
+        self._ops: dict[str, Operation] = {}
         self._files: dict[str, str] = {}
-        self._connections: set[socket.socket] = set()
-        self._stopping = threading.Event()
-        self._server: _Server | None = None
-        self._thread: threading.Thread | None = None
-        self._faults = {"drop": 0, "rate": 0, "error": 0, "malformed": 0}
+        self._faults = dict.fromkeys(_FAULTS, 0)
         self._retry_after: float | str | None = 1
         self._error_status = 503
         self._in_flight = 0
         self.reset_counters()
         self.last_request_path: str | None = None
         self.last_request_headers: dict[str, str] = {}
+        self.last_request_body = b""
 
-    # ----- lifecycle (any thread) -------------------------------------------------------
-    def start(self) -> VeoSimulator:
-        """Bind a free loopback port and serve on a background thread; returns self."""
-        with self._lock:
-            if self._server is not None:
-                raise RuntimeError("the simulator is already started")
-            self._stopping.clear()
-            self._server = _Server(("127.0.0.1", 0), _Handler)
-            self._server.sim = self
-            self._thread = threading.Thread(
-                target=self._server.serve_forever, kwargs={"poll_interval": 0.01},
-                name=f"veo-simulator-{self._server.server_address[1]}", daemon=True,
-            )
-            self._thread.start()
-        return self
-
-    def close(self) -> None:
-        """Stop serving, drop open connections and join the server thread (idempotent)."""
-        with self._lock:
-            server, thread, self._server, self._thread = self._server, self._thread, None, None
-            connections = list(self._connections)
-        if server is None:
-            return
-        self._stopping.set()
-        server.shutdown()
-        server.server_close()
-        for conn in connections:
-            try:
-                conn.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-        if thread is not None:
-            thread.join()
-
-    def __enter__(self) -> VeoSimulator:
-        return self.start()
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
-
-    @property
-    def base_url(self) -> str:
-        """``http://127.0.0.1:PORT`` of the running server."""
-        server = self._server
-        if server is None:
-            raise RuntimeError("the simulator is not started")
-        return f"http://127.0.0.1:{server.server_address[1]}"
 
     fail_share = property(
         lambda self: self.failed_share, lambda self, v: setattr(self, "failed_share", v),
@@ -177,14 +134,20 @@ class VeoSimulator:
 
     # ----- operations (any thread) ------------------------------------------------------
     def create_operation(self, model: str = "veo-3.0-generate-001", *,
-                         duration: float | None = None, outcome: str | None = None) -> str:
+                         duration: float | None = None, outcome: str | None = None,
+                         api: str = "gemini", project: str = "sim-project",
+                         location: str = "us-central1") -> str:
         """Start an operation and return its name.
 
         ``duration`` is in simulated seconds (divided by ``time_scale``; None draws one);
-        ``outcome`` is one of :data:`OUTCOMES` (None draws one from the shares).
+        ``outcome`` is one of :data:`OUTCOMES` (None draws one from the shares). ``api`` is
+        ``gemini`` (``models/{model}/operations/{id}``) or ``vertex`` (a Vertex name under
+        ``project`` and ``location``, polled with ``:fetchPredictOperation``).
         """
         if outcome is not None and outcome not in OUTCOMES:
             raise ValueError(f"outcome must be one of {OUTCOMES}")
+        if api not in ("gemini", "vertex"):
+            raise ValueError("api must be 'gemini' or 'vertex'")
         with self._lock:
             if duration is None:
                 duration = self._draw_duration()
@@ -195,11 +158,15 @@ class VeoSimulator:
                 outcome = "failed" if failed else "filtered" if filtered else "success"
             op_id = self._new_id()
             name = f"models/{model}/operations/{op_id}"
+            if api == "vertex":
+                op_id = str(uuid.UUID(int=self._rng.getrandbits(128), version=4))
+                name = (f"projects/{project}/locations/{location}/publishers/google/models/"
+                        f"{model}/operations/{op_id}")
             files = (op_id,) if self.samples == 1 else tuple(
                 f"{op_id}s{i}" for i in range(self.samples)
             )
             finish = self._clock() + duration / self.time_scale
-            self._ops[name] = _Operation(name, finish, outcome, files)
+            self._ops[name] = Operation(name, finish, outcome, files, vertex=api == "vertex")
             self._files.update((file_id, name) for file_id in files)
         return name
 
@@ -244,17 +211,17 @@ class VeoSimulator:
             return self._max_in_flight
 
     def poll_count(self, name: str) -> int:
-        """GETs received for one operation."""
+        """Polls received for one operation (GETs, or Vertex fetches)."""
         with self._lock:
             return self._ops[name].polls
 
     def max_concurrency_for(self, name: str) -> int:
-        """The most simultaneous GETs of one operation."""
+        """The most simultaneous polls of one operation."""
         with self._lock:
             return self._ops[name].max_in_flight
 
     def first_poll_after_done(self, name: str) -> float | None:
-        """Clock time of the first GET that answered done, or None."""
+        """Clock time of the first poll that answered done, or None."""
         with self._lock:
             return self._ops[name].first_done_poll
 
@@ -288,17 +255,34 @@ class VeoSimulator:
         with self._lock:
             self._faults["malformed"] = count
 
+    def html_next(self, count: int) -> None:
+        """Answer the next ``count`` requests 502 with an HTML error page (a proxy's)."""
+        with self._lock:
+            self._faults["html"] = count
+
+    def truncate_next(self, count: int) -> None:
+        """Send only half the body of the next ``count`` answers (under the full
+        Content-Length) and hang up: a cut connection mid-answer or mid-download."""
+        with self._lock:
+            self._faults["truncate"] = count
+
     # ----- request handling (handler threads) -------------------------------------------
-    def _serve(self, handler: _Handler, method: str) -> None:
+    def _serve(self, handler: Handler, method: str) -> None:
         path = urlsplit(handler.path).path
-        poll = _POLL.match(path) if method == "GET" else None
+        target = None
+        if method == "GET" and (poll := GEMINI_POLL.match(path)):
+            target = poll.group(1)
+        elif method == "POST" and (vertex := VERTEX_METHOD.match(path)):
+            if vertex.group(4) == "fetchPredictOperation":
+                target = operation_name_in(handler.body)
         with self._lock:
             self._requests += 1
             self._in_flight += 1
             self._max_in_flight = max(self._max_in_flight, self._in_flight)
             self.last_request_path = handler.path
             self.last_request_headers = dict(handler.headers.items())
-            op = self._ops.get(poll.group(1)) if poll else None
+            self.last_request_body = handler.body
+            op = self._ops.get(target) if target else None
             if op is not None:
                 op.polls += 1
                 op.in_flight += 1
@@ -310,71 +294,85 @@ class VeoSimulator:
             if self.latency > 0:
                 self._stopping.wait(self.latency)
             status, body, ctype, headers = self._answer(method, path, handler, fault)
-            handler.reply(status, body, ctype, headers)
+            handler.reply(status, body, ctype, headers, truncate=fault == "truncate")
         finally:
             with self._lock:
                 self._in_flight -= 1
                 if op is not None:
                     op.in_flight -= 1
 
-    def _answer(self, method: str, path: str, handler: _Handler, fault: str | None) -> _Answer:
+    def _answer(self, method: str, path: str, handler: Handler, fault: str | None) -> Answer:
         if fault == "drop":
             return None, b"", "", {}
         if fault == "rate":
             retry = self._retry_after
-            headers = {} if retry is None else {"Retry-After": _header_value(retry)}
-            return _error(429, "You exceeded your current quota, please check your plan "
-                          "and billing details.", details=_QUOTA_DETAILS, headers=headers)
+            headers = {} if retry is None else {"Retry-After": header_value(retry)}
+            return error_answer(429, "You exceeded your current quota, please check your plan "
+                                "and billing details.", details=QUOTA_DETAILS, headers=headers)
         if fault == "error":
             status = self._error_status
-            return _error(status, "The service is currently unavailable." if status >= 500
-                          else "The request was rejected.")
+            return error_answer(status, "The service is currently unavailable." if status >= 500
+                                else "The request was rejected.")
         if fault == "malformed":
             return 200, b'{"name": "models/veo/operations/x", "done": tr', "application/json", {}
+        if fault == "html":
+            return 502, HTML_502, "text/html; charset=UTF-8", {}
+        if method == "POST" and (vertex := VERTEX_METHOD.match(path)):
+            return self._vertex(handler, *vertex.groups())
+        if method == "GET" and (media := MEDIA.match(path)):
+            return 200, self.video_bytes, "video/mp4", {}
         if self.api_key is not None and handler.headers.get("x-goog-api-key") != self.api_key:
-            return _error(401, "API key not valid. Please pass a valid API key.")
-        if method == "POST" and (start := _START.match(path)):
-            return _json(200, {"name": self.create_operation(start.group(1))})
-        if method == "GET" and (poll := _POLL.match(path)):
-            return self._poll(poll.group(1))
-        if method == "GET" and (download := _DOWNLOAD.match(path)):
+            return error_answer(401, "API key not valid. Please pass a valid API key.")
+        if method == "POST" and (start := GEMINI_START.match(path)):
+            return json_answer(200, {"name": self.create_operation(start.group(1))})
+        if method == "GET" and (poll := GEMINI_POLL.match(path)):
+            return self._poll(poll.group(1), vertex=False)
+        if method == "GET" and (download := DOWNLOAD.match(path)):
             return self._download(download.group(1))
-        return _error(404, f"Method not found: {method} {path[:200]}")
+        return error_answer(404, f"Method not found: {method} {path[:200]}")
 
-    def _poll(self, name: str) -> _Answer:
+    def _vertex(self, handler: Handler, project: str, location: str, model: str,
+                verb: str) -> Answer:
+        token = self.bearer_token
+        if token is not None and handler.headers.get("Authorization") != f"Bearer {token}":
+            return error_answer(401, "Request had invalid authentication credentials. "
+                                "Expected OAuth 2 access token.")
+        if verb == "predictLongRunning":
+            return json_answer(200, {"name": self.create_operation(
+                model, api="vertex", project=project, location=location)})
+        name = operation_name_in(handler.body)
+        match = VERTEX_NAME.match(name or "")
+        if match is None or match.group(1) != model:
+            return error_answer(400, "operationName must be an operation of the model "
+                                f"in the URL: {str(name)[:200]}")
+        return self._poll(name, vertex=True)  # type: ignore[arg-type]
+
+    def _poll(self, name: str, *, vertex: bool) -> Answer:
         with self._lock:
             op = self._ops.get(name)
             now = self._clock()
-            if op is None or self._expired(op, now):
-                return _error(404, f"Operation not found: {name}")
+            if op is None or op.vertex != vertex or self._expired(op, now):
+                return error_answer(404, f"Operation not found: {name}")
             if now < op.finish:
-                return _json(200, {"name": name})
+                return json_answer(200, {"name": name})
             if op.first_done_poll is None:
                 op.first_done_poll = now
-        body: dict[str, Any] = {"name": name, "done": True}
-        if op.outcome == "failed":
-            body["error"] = {"code": 13, "message": "Internal error encountered.", "details": []}
-        elif op.outcome == "filtered":
-            body["response"] = {"@type": _RESPONSE_TYPE, "generateVideoResponse": {
-                "raiMediaFilteredCount": len(op.file_ids),
-                "raiMediaFilteredReasons": [_FILTER_REASON],
-            }}
-        else:
-            samples = [{"video": {"uri": f"{self.base_url}/v1beta/files/{f}:download?alt=media"}}
-                       for f in op.file_ids]
-            body["response"] = {"@type": _RESPONSE_TYPE,
-                                "generateVideoResponse": {"generatedSamples": samples}}
-        return _json(200, body)
+        return json_answer(200, done_body(op, self.base_url, inline=self.vertex_inline,
+                                          video=self.video_bytes))
 
-    def _download(self, file_id: str) -> _Answer:
+    def _download(self, file_id: str) -> Answer:
         with self._lock:
             op = self._ops.get(self._files.get(file_id, ""))
             now = self._clock()
             if op is None or now < op.finish or op.outcome != "success" or self._expired(op, now):
-                return _error(404, f"File not found: {file_id}")
-        return 200, _FAKE_MP4, "video/mp4", {}
+                return error_answer(404, f"File not found: {file_id}")
+        redirect = self.download_redirect
+        if redirect:
+            base = self.base_url if redirect is True else str(redirect).rstrip("/")
+            return 302, b"", "text/plain", {"Location": f"{base}/media/{file_id}.mp4"}
+        return 200, self.video_bytes, "video/mp4", {}
 
-    def _expired(self, op: _Operation, now: float) -> bool:
+    def _expired(self, op: Operation, now: float) -> bool:
         return self.expire_after is not None and (
             now >= op.finish + self.expire_after / self.time_scale
         )
@@ -388,80 +386,3 @@ class VeoSimulator:
             op_id = "".join(self._rng.choice(_ID_ALPHABET) for _ in range(12))
             if op_id not in self._files and f"{op_id}s0" not in self._files:
                 return op_id
-
-    def _track(self, conn: socket.socket, opened: bool) -> None:
-        with self._lock:
-            if opened:
-                self._accepted += 1
-                self._connections.add(conn)
-            else:
-                self._connections.discard(conn)
-
-
-def _json(status: int, payload: dict[str, Any], headers: dict[str, str] | None = None) -> _Answer:
-    return status, json.dumps(payload).encode(), "application/json", headers or {}
-
-
-def _error(status: int, message: str, *, details: list[Any] | None = None,
-           headers: dict[str, str] | None = None) -> _Answer:
-    error: dict[str, Any] = {"code": status, "message": message,
-                             "status": _STATUS_NAMES.get(status, "UNKNOWN")}
-    if details is not None:
-        error["details"] = details
-    return _json(status, {"error": error}, headers)
-
-
-def _header_value(value: float | str) -> str:
-    if isinstance(value, str):
-        return value
-    return str(int(value)) if float(value).is_integer() else str(value)
-
-
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    allow_reuse_address = True
-    request_queue_size = 256
-    sim: VeoSimulator
-
-    def handle_error(self, request: object, client_address: object) -> None:
-        """Stay quiet: clients that time out or hang up are part of the simulation."""
-
-
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    disable_nagle_algorithm = True
-    timeout = 60
-    server: _Server
-
-    def setup(self) -> None:
-        super().setup()
-        self.server.sim._track(self.connection, opened=True)
-
-    def finish(self) -> None:
-        self.server.sim._track(self.connection, opened=False)
-        super().finish()
-
-    def do_GET(self) -> None:  # noqa: N802 - the http.server naming
-        self.server.sim._serve(self, "GET")
-
-    def do_POST(self) -> None:  # noqa: N802
-        length = int(self.headers.get("Content-Length") or 0)
-        if length > 0:
-            self.rfile.read(length)
-        self.server.sim._serve(self, "POST")
-
-    def reply(self, status: int | None, body: bytes, ctype: str, headers: dict[str, str]) -> None:
-        if status is None:
-            self.close_connection = True
-            self.connection.shutdown(socket.SHUT_RDWR)
-            return
-        self.send_response(status)
-        self.send_header("Content-Type", ctype)
-        self.send_header("Content-Length", str(len(body)))
-        for key, value in headers.items():
-            self.send_header(key, value)
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
-        """Silence the per-request stderr log."""

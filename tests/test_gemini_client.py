@@ -17,7 +17,14 @@ from requests.adapters import BaseAdapter
 from requests.structures import CaseInsensitiveDict
 
 import actors.clients as clients
-from actors.clients import GeminiVeoClient, OperationStatus, StatusClient, parse_operation
+from actors.clients import (
+    BatchStatusClient,
+    GeminiVeoClient,
+    OperationStatus,
+    StaticCredentials,
+    StatusClient,
+    parse_operation,
+)
 from actors.clients.gemini import NO_RESULT, parse_retry_after
 from actors.errors import (
     ApiError,
@@ -199,8 +206,13 @@ def test_retry_after_is_read_as_seconds_or_as_an_http_date():
 # ----- against the simulated server ----------------------------------------------------------
 def test_the_client_is_a_status_client_and_the_package_exports_it():
     assert isinstance(GeminiVeoClient(KEY), StatusClient)
-    assert set(clients.__all__) == {"OperationStatus", "StatusClient", "GeminiVeoClient",
-                                    "validate_operation_name", "parse_operation"}
+    assert not isinstance(GeminiVeoClient(KEY), BatchStatusClient)  # no batch endpoint
+    assert set(clients.__all__) == {
+        "OperationStatus", "StatusClient", "BatchStatusClient", "GeminiVeoClient",
+        "VertexVeoClient", "validate_operation_name", "parse_operation",
+        "parse_vertex_operation", "CredentialProvider", "StaticCredentials",
+        "CallableCredentials", "load_credentials_file",
+    }
 
 
 def test_a_pending_then_done_operation_over_http(sim, client, clock):
@@ -418,3 +430,139 @@ def test_a_bad_operation_name_is_refused_before_any_request(sim, client, name):
     with pytest.raises(InvalidJobError):
         client.check(name)
     assert sim.request_count == 0
+
+
+def test_a_vertex_operation_name_is_refused_by_the_gemini_client(sim, client):
+    vertex = ("projects/p/locations/us-central1/publishers/google/models/"
+              f"{MODEL}/operations/abc")
+    with pytest.raises(InvalidJobError):
+        client.check(vertex)
+    assert sim.request_count == 0
+
+
+# ----- credentials per profile ---------------------------------------------------------------
+OTHER_KEY = "AIzaSy-other-profile-key-9876543210"
+
+
+def test_exactly_one_of_api_key_or_credentials_is_required():
+    with pytest.raises(ConfigurationError):
+        GeminiVeoClient()
+    with pytest.raises(ConfigurationError):
+        GeminiVeoClient(KEY, credentials=StaticCredentials(default=KEY))
+    with pytest.raises(ConfigurationError):
+        GeminiVeoClient(credentials=KEY)
+
+
+def test_an_api_key_becomes_a_static_provider_for_every_profile():
+    client = GeminiVeoClient(KEY)
+    assert isinstance(client.credentials, StaticCredentials)
+    assert client.credentials.get("any-profile") == KEY
+
+
+def test_each_profile_checks_with_its_own_key(sim):
+    creds = StaticCredentials(per_profile={"a": KEY, "b": OTHER_KEY})
+    with GeminiVeoClient(credentials=creds, base_url=sim.base_url) as client:
+        name = sim.create_operation()
+        client.check(name, profile_id="a")
+        assert sim.last_request_headers["x-goog-api-key"] == KEY
+        with pytest.raises(AuthError):  # the simulator only knows KEY
+            client.check(name, profile_id="b")
+        assert sim.last_request_headers["x-goog-api-key"] == OTHER_KEY
+
+
+def test_a_profile_without_a_key_is_an_auth_error_before_any_request(sim):
+    creds = StaticCredentials(per_profile={"a": KEY})
+    with GeminiVeoClient(credentials=creds, base_url=sim.base_url) as client:
+        with pytest.raises(AuthError, match="no credentials for profile 'b'"):
+            client.check(sim.create_operation(), profile_id="b")
+    assert sim.request_count == 0
+
+
+def test_a_rotated_key_is_used_from_the_next_check(sim):
+    creds = StaticCredentials(default="revoked-key-0000")
+    with GeminiVeoClient(credentials=creds, base_url=sim.base_url) as client:
+        name = sim.create_operation()
+        with pytest.raises(AuthError):
+            client.check(name, profile_id="p")
+        version = creds.version("p")
+        client.credentials.set("p", KEY)
+        assert creds.version("p") != version
+        assert client.check(name, profile_id="p") == OperationStatus(name=name, done=False)
+
+
+def test_every_known_secret_is_scrubbed_from_error_texts():
+    creds = StaticCredentials(default=KEY, per_profile={"b": OTHER_KEY})
+    body = json.dumps({"error": {"code": 400, "message": f"bad keys {KEY} {OTHER_KEY}"}})
+    adapter = CannedAdapter(400, body.encode())
+    session = requests.Session()
+    session.mount("https://", adapter)
+    client = GeminiVeoClient(credentials=creds, base_url="https://veo.test", session=session)
+    with pytest.raises(PermanentApiError) as caught:
+        client.check(NAME, profile_id="a")
+    assert KEY not in str(caught.value) and OTHER_KEY not in str(caught.value)
+    assert str(caught.value).count("[redacted]") == 2
+
+
+class BrokenProvider:
+    def get(self, profile_id):
+        raise RuntimeError(f"vault down, the key was {KEY}")
+
+
+def test_a_failing_provider_is_transient_and_its_text_is_not_repeated():
+    client = GeminiVeoClient(credentials=BrokenProvider(), base_url="https://veo.test")
+    error = raised(client, NAME, TransientApiError)
+    assert "RuntimeError" in str(error) and error.__cause__ is None
+
+
+# ----- more faults from the simulated server -------------------------------------------------
+def test_an_html_error_page_is_transient(sim, client):
+    sim.html_next(1)
+    assert raised(client, sim.create_operation(), TransientApiError).status_code == 502
+
+
+def test_a_body_cut_short_mid_answer_is_transient(sim, client):
+    name = sim.create_operation()
+    sim.truncate_next(1)
+    raised(client, name, TransientApiError)
+    assert client.check(name) == OperationStatus(name=name, done=False)
+
+
+def test_a_canary_key_never_reaches_a_log_record_or_an_error(sim, caplog, tmp_path):
+    import logging
+
+    canary = "CANARY-key-7f3a9c1e5b"
+    sim.api_key = canary + "-p"
+    caplog.set_level(logging.DEBUG)
+    texts: list[str] = []
+    creds = StaticCredentials(default=canary, per_profile={"p": canary + "-p"})
+    with GeminiVeoClient(credentials=creds, base_url=sim.base_url, timeout=0.5) as client:
+        texts.append(repr(client) + repr(client.credentials))
+        name = sim.create_operation(outcome="success")
+        for fault in ("drop_next", "malformed_next", "html_next", "truncate_next"):
+            getattr(sim, fault)(1)
+            texts.append(repr(pytest.raises(ApiError, client.check, name).value))
+        for status in (401, 403, 404, 429, 500, 400):
+            sim.set_errors(1, status=status)
+            texts.append(repr(pytest.raises(ApiError, client.check, name).value))
+        sim.finish_now(name)
+        texts.append(repr(pytest.raises(AuthError, client.check, name).value))
+        uri = client.check(name, profile_id="p").video_uris[0]
+        sim.set_errors(1, status=403)
+        texts.append(str(pytest.raises(ApiError, client.download, uri, tmp_path / "v").value))
+        client.download(uri, tmp_path / "v.mp4", profile_id="p")
+    texts.extend(record.getMessage() for record in caplog.records)
+    assert caplog.records and not [t for t in texts if canary in t]
+
+
+def test_a_client_with_check_many_is_a_batch_status_client():
+    class Batching:
+        def check(self, operation_name, *, profile_id=None):
+            return OperationStatus(name=operation_name)
+
+        def check_many(self, operation_names, *, profile_id=None):
+            return {name: OperationStatus(name=name) for name in operation_names}
+
+        def close(self):
+            pass
+
+    assert isinstance(Batching(), BatchStatusClient) and isinstance(Batching(), StatusClient)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import statistics
 import threading
@@ -10,7 +11,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from actors.clients.base import GEMINI_OPERATION_PATTERN
+from actors.clients.base import GEMINI_OPERATION_PATTERN, VERTEX_OPERATION_PATTERN
 from actors.simulator import VeoSimulator
 
 WIRE = Path(__file__).parent / "wire"
@@ -273,3 +274,129 @@ def test_a_closed_simulator_refuses_connections(clock, http):
     sim.close()
     with pytest.raises(requests.ConnectionError):
         http.get(f"{base_url}/v1beta/models/m/operations/x", timeout=2)
+
+
+# ----- Vertex AI endpoints -------------------------------------------------------------------
+PROJECT, LOCATION = "sim-project", "us-central1"
+VERTEX_ROOT = f"/v1/projects/{PROJECT}/locations/{LOCATION}/publishers/google/models/{MODEL}"
+
+
+def fetch(http, sim, name, model=MODEL, **headers):
+    url = (f"{sim.base_url}/v1/projects/{PROJECT}/locations/{LOCATION}/publishers/google/"
+           f"models/{model}:fetchPredictOperation")
+    return http.post(url, json={"operationName": name}, headers=headers, timeout=5)
+
+
+def vertex_op(sim, **options):
+    return sim.create_operation(api="vertex", project=PROJECT, location=LOCATION, **options)
+
+
+def test_vertex_predict_long_running_starts_a_vertex_operation(sim, http):
+    answer = http.post(f"{sim.base_url}{VERTEX_ROOT}:predictLongRunning",
+                       json={"instances": [{"prompt": "a cat"}]}, timeout=5)
+    assert answer.status_code == 200
+    name = answer.json()["name"]
+    assert VERTEX_OPERATION_PATTERN.fullmatch(name)
+    assert name.startswith(VERTEX_ROOT[len("/v1/"):] + "/operations/")
+    assert sim.operations() == [name]
+
+
+def test_a_vertex_fetch_answers_pending_then_the_done_shape(sim, http, clock):
+    name = vertex_op(sim, duration=20, outcome="success")
+    assert fetch(http, sim, name).json() == {"name": name}
+    clock.advance(20)
+    body = fetch(http, sim, name).json()
+    assert shape(body) == shape(fixture("vertex-done.json"))
+    assert body["response"]["videos"][0]["gcsUri"].startswith("gs://")
+    assert json.loads(sim.last_request_body) == {"operationName": name}
+    assert shape(json.loads(sim.last_request_body)) == shape(fixture("vertex-fetch-request.json"))
+    assert sim.poll_count(name) == 2 and sim.first_poll_after_done(name) == clock.now
+
+
+def test_a_vertex_filtered_operation_has_the_filtered_shape(sim, http):
+    name = vertex_op(sim, outcome="filtered")
+    sim.finish_now(name)
+    assert shape(fetch(http, sim, name).json()) == shape(fixture("vertex-filtered.json"))
+
+
+def test_a_vertex_failed_operation_has_the_error_shape(sim, http):
+    name = vertex_op(sim, outcome="failed")
+    sim.finish_now(name)
+    body = fetch(http, sim, name).json()
+    assert body["done"] is True and body["error"]["code"] == 13
+
+
+def test_vertex_inline_videos_carry_base64_bytes(clock, http):
+    with VeoSimulator(clock=clock, vertex_inline=True) as sim:
+        name = vertex_op(sim, outcome="success")
+        sim.finish_now(name)
+        video = fetch(http, sim, name).json()["response"]["videos"][0]
+        assert base64.b64decode(video["bytesBase64Encoded"]) == sim.video_bytes
+
+
+def test_a_get_on_a_vertex_operation_name_answers_404(sim, http):
+    name = vertex_op(sim)
+    assert http.get(f"{sim.base_url}/v1/{name}", timeout=5).status_code == 404
+
+
+def test_a_vertex_fetch_for_an_unknown_or_mismatched_operation(sim, http):
+    assert fetch(http, sim, f"{VERTEX_ROOT[4:]}/operations/nosuch").status_code == 404
+    name = vertex_op(sim)
+    assert fetch(http, sim, name, model="veo-2.0-generate-001").status_code == 400
+    assert fetch(http, sim, sim.create_operation()).status_code == 400  # a Gemini name
+
+
+def test_the_bearer_token_is_checked_on_vertex_endpoints_only(clock, http):
+    with VeoSimulator(clock=clock, bearer_token="tok") as sim:
+        name = vertex_op(sim)
+        refused = fetch(http, sim, name, Authorization="Bearer wrong")
+        assert refused.status_code == 401 and refused.json()["error"]["status"] == (
+            "UNAUTHENTICATED")
+        assert fetch(http, sim, name, Authorization="Bearer tok").status_code == 200
+        assert poll(http, sim, sim.create_operation()).status_code == 200
+
+
+@pytest.mark.parametrize("fault, status", [
+    ("set_errors", 503), ("set_rate_limit", 429), ("html_next", 502),
+])
+def test_faults_apply_to_vertex_endpoints_too(sim, http, fault, status):
+    name = vertex_op(sim)
+    getattr(sim, fault)(1)
+    assert fetch(http, sim, name).status_code == status
+    assert fetch(http, sim, name).status_code == 200
+
+
+# ----- more faults ---------------------------------------------------------------------------
+def test_html_next_answers_an_html_502_page(sim, http):
+    sim.html_next(1)
+    answer = poll(http, sim, sim.create_operation())
+    assert answer.status_code == 502 and answer.headers["Content-Type"].startswith("text/html")
+    assert answer.text.startswith("<!DOCTYPE html>")
+
+
+def test_truncate_next_cuts_the_body_short(sim, http):
+    sim.truncate_next(1)
+    with pytest.raises(requests.RequestException):
+        poll(http, sim, sim.create_operation())
+
+
+def test_the_gemini_endpoints_also_answer_under_v1_as_the_sdk_sends(sim, http):
+    name = sim.create_operation()
+    assert http.get(f"{sim.base_url}/v1/{name}", timeout=5).json() == {"name": name}
+
+
+# ----- downloads -----------------------------------------------------------------------------
+def test_a_download_redirects_to_media_when_asked(sim, http):
+    name = sim.create_operation(outcome="success")
+    sim.finish_now(name)
+    uri = poll(http, sim, name).json()["response"]["generateVideoResponse"][
+        "generatedSamples"][0]["video"]["uri"]
+    assert http.get(uri, timeout=5).content == sim.video_bytes
+    sim.download_redirect = True
+    answer = http.get(uri, timeout=5, allow_redirects=False)
+    assert answer.status_code == 302
+    assert answer.headers["Location"].startswith(f"{sim.base_url}/media/")
+    assert http.get(uri, timeout=5).content == sim.video_bytes
+    sim.download_redirect = "http://127.0.0.1:1/storage"
+    assert http.get(uri, timeout=5, allow_redirects=False).headers["Location"].startswith(
+        "http://127.0.0.1:1/storage/media/")

@@ -1,274 +1,144 @@
 """The Gemini API (generativelanguage v1beta) status client for Veo operations.
 
-:class:`GeminiVeoClient` asks ``GET {base_url}/v1beta/{operation}`` with the API key in the
-``x-goog-api-key`` header and turns the answer into an :class:`OperationStatus`, or raises one
-of the :class:`~actors.errors.ApiError` family. :func:`parse_operation` is the pure part: it
-reads one operation body and never raises.
+:class:`GeminiVeoClient` asks ``GET {base_url}/v1beta/{operation}`` with the profile's API key
+in the ``x-goog-api-key`` header and turns the answer into an :class:`OperationStatus`, or
+raises one of the :class:`~actors.errors.ApiError` family. :func:`parse_operation` is the pure
+part: it reads one operation body and never raises. :meth:`GeminiVeoClient.download` saves a
+finished video to disk.
 
-The key never appears in a URL, a log line, an exception message or a repr.
+Keys never appear in a URL, a log line, an exception message or a repr.
 """
 
 from __future__ import annotations
 
-import json
-import math
-from datetime import datetime, timezone
-from email.utils import parsedate_to_datetime
+import os
 from typing import Any
-from urllib.parse import urlsplit
 
 import requests
-from requests.adapters import HTTPAdapter
 
-from ..errors import (
-    AuthError,
-    ConfigurationError,
-    OperationNotFoundError,
-    PermanentApiError,
-    RateLimitedError,
-    TransientApiError,
+from ..errors import ConfigurationError
+from ._download import DEFAULT_MAX_VIDEO_BYTES, fetch_to_file
+from ._http import (
+    FILTERED_NO_REASON,
+    LOOPBACK_HOSTS,
+    NO_RESULT,
+    HttpClient,
+    filter_verdict,
+    parse_retry_after,
+    settled_early,
 )
-from .base import OperationStatus, validate_operation_name
+from .base import OperationStatus, validate_gemini_operation_name
+from .credentials import CredentialProvider, StaticCredentials, as_provider
 
 DEFAULT_BASE_URL = "https://generativelanguage.googleapis.com"
-LOOPBACK_HOSTS = frozenset({"127.0.0.1", "::1", "localhost"})
-NO_RESULT = "operation finished without a video or an error"
-FILTERED_NO_REASON = "filtered: the output was blocked by a safety filter (no reason given)"
-_TRANSIENT_STATUSES = frozenset({408, 500, 502, 503, 504})
-_CHUNK = 64 * 1024
+API_KEY_HEADER = "x-goog-api-key"
+
+__all__ = [
+    "DEFAULT_BASE_URL",
+    "FILTERED_NO_REASON",
+    "LOOPBACK_HOSTS",
+    "NO_RESULT",
+    "GeminiVeoClient",
+    "parse_operation",
+    "parse_retry_after",
+]
 
 
 def parse_operation(body: dict[str, Any], *, name: str | None = None) -> OperationStatus:
     """Read one Gemini operation body into an :class:`OperationStatus` (pure; any thread).
 
     ``name`` overrides the body's own ``name``. A missing ``done`` means pending. A done body
-    yields videos, an error, a filter verdict, or the :data:`NO_RESULT` error; never raises.
+    yields every sample's video URI, an error, a filter verdict, or the :data:`NO_RESULT`
+    error; never raises.
     """
-    op_name = name if name is not None else _text(body.get("name"))
-    if body.get("done") is not True:
-        return OperationStatus(name=op_name, done=False)
-    if "error" in body:
-        err = body["error"] if isinstance(body["error"], dict) else {}
-        code = err.get("code")
-        return OperationStatus(
-            name=op_name,
-            done=True,
-            error=_text(err.get("message")) or "operation failed (no message)",
-            error_code=code if isinstance(code, int) and not isinstance(code, bool) else None,
-        )
+    op_name, settled = settled_early(body, name)
+    if settled is not None:
+        return settled
     response = body.get("response")
     video = response.get("generateVideoResponse") if isinstance(response, dict) else None
     video = video if isinstance(video, dict) else {}
     uris = tuple(_sample_uris(video.get("generatedSamples")))
     if uris:
         return OperationStatus(name=op_name, done=True, video_uris=uris)
-    raw_reasons = video.get("raiMediaFilteredReasons")
-    reasons = tuple(r for r in raw_reasons if isinstance(r, str)) if isinstance(
-        raw_reasons, list
-    ) else ()
-    count = video.get("raiMediaFilteredCount")
-    if reasons or raw_reasons is not None or (isinstance(count, int) and count > 0):
-        error = "filtered: " + "; ".join(reasons) if reasons else FILTERED_NO_REASON
-        return OperationStatus(name=op_name, done=True, error=error, filtered_reasons=reasons)
-    return OperationStatus(name=op_name, done=True, error=NO_RESULT)
+    return filter_verdict(op_name, video)
 
 
-def parse_retry_after(value: str | None, *, now: datetime | None = None) -> float | None:
-    """Seconds to wait from a ``Retry-After`` value (delta-seconds or HTTP date), else None."""
-    if value is None or not value.strip():
-        return None
-    try:
-        seconds = float(value.strip())
-    except ValueError:
-        pass
-    else:
-        return max(0.0, seconds) if math.isfinite(seconds) else None
-    try:
-        when = parsedate_to_datetime(value.strip())
-    except (TypeError, ValueError, IndexError):
-        return None
-    if when is None:
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=timezone.utc)
-    current = now if now is not None else datetime.now(timezone.utc)
-    return max(0.0, (when - current).total_seconds())
-
-
-class GeminiVeoClient:
+class GeminiVeoClient(HttpClient):
     """A thread-safe :class:`~actors.clients.base.StatusClient` for the Gemini API.
 
-    Built once by the host; ``check`` runs on the poller's check threads, many at once, over
-    one pooled ``requests.Session`` (no automatic retries: the poller owns retrying). An
-    injected ``session`` is used as given and left open by :meth:`close`.
+    Give exactly one of ``api_key`` (one key for every profile) or ``credentials`` (a
+    :class:`~actors.clients.credentials.CredentialProvider` choosing the key per profile).
+    ``client.credentials`` is the provider either way; ``client.credentials.set(profile, key)``
+    rotates a key while the tree runs. ``check`` runs on the poller's check threads, many at
+    once, over one pooled session (no automatic retries: the poller owns retrying).
     """
 
     def __init__(
         self,
-        api_key: str,
+        api_key: str | None = None,
         base_url: str = DEFAULT_BASE_URL,
         *,
+        credentials: CredentialProvider | None = None,
         timeout: float = 10.0,
         pool_size: int = 32,
         max_body_bytes: int = 1_000_000,
         session: requests.Session | None = None,
     ) -> None:
-        if not isinstance(api_key, str) or not api_key.strip():
-            raise ConfigurationError("api_key must be a non-empty string")
-        if not isinstance(timeout, (int, float)) or not timeout > 0:
-            raise ConfigurationError("timeout must be a positive number of seconds")
-        if not isinstance(pool_size, int) or pool_size < 1:
-            raise ConfigurationError("pool_size must be a positive integer")
-        if not isinstance(max_body_bytes, int) or max_body_bytes < 1:
-            raise ConfigurationError("max_body_bytes must be a positive integer")
-        self._base_url = _validate_base_url(base_url)
-        self._api_key = api_key
-        self._timeout = float(timeout)
-        self._max_body = max_body_bytes
-        self._owns_session = session is None
-        if session is None:
-            session = requests.Session()
-            adapter = HTTPAdapter(pool_connections=pool_size, pool_maxsize=pool_size, max_retries=0)
-            session.mount("https://", adapter)
-            session.mount("http://", adapter)
-        self._session = session
-
-    @property
-    def base_url(self) -> str:
-        """The API root this client talks to (no trailing slash)."""
-        return self._base_url
-
-    def __repr__(self) -> str:
-        return f"GeminiVeoClient(base_url={self._base_url!r})"
-
-    def __enter__(self) -> GeminiVeoClient:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
-
-    def close(self) -> None:
-        """Release pooled connections (runs on the thread that shuts the manager down)."""
-        if self._owns_session:
-            self._session.close()
+        if (api_key is None) == (credentials is None):
+            raise ConfigurationError("give exactly one of api_key or credentials")
+        if api_key is not None:
+            if not isinstance(api_key, str) or not api_key.strip():
+                raise ConfigurationError("api_key must be a non-empty string")
+            provider: CredentialProvider = StaticCredentials(default=api_key)
+        elif isinstance(credentials, str) or not callable(getattr(credentials, "get", None)):
+            raise ConfigurationError("credentials must be a provider with get(profile_id)")
+        else:
+            provider = as_provider(credentials, "credentials")
+        super().__init__(
+            base_url, provider, timeout=timeout, pool_size=pool_size,
+            max_body_bytes=max_body_bytes, session=session,
+        )
 
     def check(self, operation_name: str, *, profile_id: str | None = None) -> OperationStatus:
-        """Fetch one operation's status (blocking; runs on a check thread).
+        """Fetch one operation's status with ``profile_id``'s key (blocking; a check thread).
 
-        ``profile_id`` is accepted for the protocol and ignored: this client has one key.
-        Raises :class:`~actors.errors.InvalidJobError` for a bad name before any request.
+        Raises :class:`~actors.errors.InvalidJobError` for a bad name before any request, and
+        :class:`~actors.errors.AuthError` when the profile has no key.
         """
-        name = validate_operation_name(operation_name)
-        try:
-            response = self._session.get(
-                f"{self._base_url}/v1beta/{name}",
-                headers={"x-goog-api-key": self._api_key, "Accept": "application/json"},
-                timeout=self._timeout,
-                stream=True,
-                allow_redirects=False,
-            )
-            with response:
-                body, oversize = self._read_capped(response)
-        except requests.RequestException as exc:
-            raise TransientApiError(f"{type(exc).__name__} while checking {name}") from exc
-        payload = _decode(body) if not oversize else None
-        status = response.status_code
-        if 200 <= status < 300:
-            if oversize:
-                raise TransientApiError(
-                    f"answer for {name} exceeds {self._max_body} bytes", status_code=status
-                )
-            if payload is None:
-                raise TransientApiError(
-                    f"malformed answer for {name} (not a JSON object)", status_code=status
-                )
-            if not payload.get("done") and _error_status(payload) == "RESOURCE_EXHAUSTED":
-                raise self._rate_limited(name, response, payload)
-            return parse_operation(payload, name=name)
-        raise self._http_error(name, response, payload)
-
-    def _read_capped(self, response: requests.Response) -> tuple[bytes, bool]:
-        """Read at most ``max_body_bytes``; report whether the body was larger."""
-        declared = response.headers.get("Content-Length", "")
-        if declared.strip().isdigit() and int(declared) > self._max_body:
-            return b"", True
-        chunks: list[bytes] = []
-        size = 0
-        for chunk in response.iter_content(chunk_size=_CHUNK):
-            size += len(chunk)
-            if size > self._max_body:
-                return b"", True
-            chunks.append(chunk)
-        return b"".join(chunks), False
-
-    def _rate_limited(
-        self, name: str, response: requests.Response, payload: dict[str, Any] | None
-    ) -> RateLimitedError:
-        retry_after = parse_retry_after(response.headers.get("Retry-After"))
-        return RateLimitedError(
-            self._scrub(f"rate limited while checking {name}{_server_says(payload)}"),
-            retry_after=retry_after,
-            status_code=response.status_code,
+        name = validate_gemini_operation_name(operation_name)
+        key = self._secret(profile_id)
+        answer = self._exchange(
+            "GET", f"{self._base_url}/v1beta/{name}", name,
+            headers={API_KEY_HEADER: key, "Accept": "application/json"},
         )
+        return parse_operation(self._operation_body(answer, name), name=name)
 
-    def _http_error(
-        self, name: str, response: requests.Response, payload: dict[str, Any] | None
-    ) -> Exception:
-        status = response.status_code
-        if status == 429 or _error_status(payload) == "RESOURCE_EXHAUSTED":
-            return self._rate_limited(name, response, payload)
-        message = self._scrub(f"HTTP {status} while checking {name}{_server_says(payload)}")
-        if status in _TRANSIENT_STATUSES or status >= 500:
-            error = TransientApiError(message, status_code=status)
-            error.retry_after = parse_retry_after(response.headers.get("Retry-After"))
-            return error
-        if status in (401, 403):
-            return AuthError(message, status_code=status)
-        if status == 404:
-            return OperationNotFoundError(message, status_code=status)
-        return PermanentApiError(message, status_code=status)
+    def download(
+        self,
+        uri: str,
+        dest_path: str | os.PathLike[str],
+        *,
+        profile_id: str | None = None,
+        max_bytes: int = DEFAULT_MAX_VIDEO_BYTES,
+    ) -> int:
+        """Save the video at ``uri`` as ``dest_path``; returns the number of bytes written.
 
-    def _scrub(self, text: str) -> str:
-        return text.replace(self._api_key, "[redacted]")
-
-
-def _validate_base_url(base_url: object) -> str:
-    if not isinstance(base_url, str):
-        raise ConfigurationError("base_url must be a string")
-    try:
-        parts = urlsplit(base_url.strip())
-        host = parts.hostname
-        parts.port  # noqa: B018 - raises ValueError for a bad port
-    except ValueError:
-        raise ConfigurationError(f"base_url {base_url[:100]!r} is not a valid URL") from None
-    if not host or parts.query or parts.fragment or parts.username or parts.password:
-        raise ConfigurationError(
-            f"base_url {base_url[:100]!r} must be scheme://host[:port][/path] only"
+        The key goes in a header, and only to this client's own host: redirects are followed
+        by hand (at most 5), and one that leaves the host is followed without the key. The
+        bytes go to a temporary file in the same directory, renamed into place when complete;
+        no partial file is ever left. Raises :class:`~actors.errors.TransientApiError` for
+        network errors, 5xx, a body shorter than its Content-Length or an empty one;
+        :class:`~actors.errors.OperationNotFoundError` for 404 (expired after 2 days);
+        :class:`~actors.errors.AuthError` for 401/403; :class:`~actors.errors.RateLimitedError`
+        for 429; :class:`~actors.errors.PermanentApiError` for a non-https URI (http only to a
+        loopback host), a video over ``max_bytes``, or another 4xx.
+        """
+        key = self._secret(profile_id)
+        return fetch_to_file(
+            self._session, uri, dest_path, trusted_url=self._base_url,
+            auth_headers={API_KEY_HEADER: key}, timeout=self._timeout, max_bytes=max_bytes,
+            http_error=self._http_error,
         )
-    if parts.scheme == "https" or (parts.scheme == "http" and host in LOOPBACK_HOSTS):
-        return base_url.strip().rstrip("/")
-    raise ConfigurationError(
-        f"base_url {base_url[:100]!r} must use https (http is allowed only for loopback hosts)"
-    )
-
-
-def _decode(body: bytes) -> dict[str, Any] | None:
-    try:
-        payload = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
-        return None
-    return payload if isinstance(payload, dict) else None
-
-
-def _error_status(payload: dict[str, Any] | None) -> str | None:
-    error = payload.get("error") if payload else None
-    return error.get("status") if isinstance(error, dict) else None
-
-
-def _server_says(payload: dict[str, Any] | None) -> str:
-    error = payload.get("error") if payload else None
-    message = _text(error.get("message")) if isinstance(error, dict) else ""
-    return f": {message[:200]}" if message else ""
 
 
 def _sample_uris(samples: object) -> list[str]:
@@ -281,7 +151,3 @@ def _sample_uris(samples: object) -> list[str]:
         if isinstance(uri, str) and uri:
             uris.append(uri)
     return uris
-
-
-def _text(value: object) -> str:
-    return value if isinstance(value, str) else ""
