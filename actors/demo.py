@@ -114,22 +114,33 @@ def run_demo(
                     manager.add_to_polling(
                         f"job-{i:05d}", f"prompt-{i}", kind, "default", answer.json()["name"], f"scene-{i % 7}"
                     )
-            crashed = False
-            last_line = 0.0
-            while not progress.done.wait(0.1):
-                now = time.monotonic()
-                if not crashed and progress.finished >= jobs // 2:
-                    poller = manager.poller_ref()
-                    if poller is not None:
-                        poller.tell(Crash("demo: poller crashed on purpose"))
-                        crashed = True
-                        print("demo: crashed the poller on purpose; the supervisor restarts it", file=out)
-                if now - last_line >= 1.0:
-                    last_line = now
-                    _print_progress(manager, progress, now - started, out)
-                if now - started > timeout:
-                    raise TimeoutError(f"the demo did not finish within {timeout:g} s")
-            _print_progress(manager, progress, time.monotonic() - started, out)
+            bar = _ProgressBar(out, jobs) if _is_tty(out) else None
+            try:
+                crashed = False
+                last_line = 0.0
+                while not progress.done.wait(0.1):
+                    now = time.monotonic()
+                    if not crashed and progress.finished >= jobs // 2:
+                        poller = manager.poller_ref()
+                        if poller is not None:
+                            poller.tell(Crash("demo: poller crashed on purpose"))
+                            crashed = True
+                            message = "demo: crashed the poller on purpose; the supervisor restarts it"
+                            bar.log(message) if bar is not None else print(message, file=out)
+                    if bar is not None:
+                        bar.update(manager, progress)
+                    elif now - last_line >= 1.0:
+                        last_line = now
+                        _print_progress(manager, progress, now - started, out)
+                    if now - started > timeout:
+                        raise TimeoutError(f"the demo did not finish within {timeout:g} s")
+                if bar is not None:
+                    bar.update(manager, progress)
+                else:
+                    _print_progress(manager, progress, time.monotonic() - started, out)
+            finally:
+                if bar is not None:
+                    bar.close()
             stats = manager.stats()
         finally:
             manager.shutdown()
@@ -145,6 +156,42 @@ def run_demo(
         file=out,
     )
     return result
+
+
+def _is_tty(out) -> bool:
+    isatty = getattr(out, "isatty", None)
+    return bool(isatty and isatty())
+
+
+class _ProgressBar:
+    """A rich progress bar for a terminal (runs on the demo's thread)."""
+
+    def __init__(self, out, total: int) -> None:
+        from rich.console import Console
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+        self._progress = Progress(
+            TextColumn("[bold]demo"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.description}"),
+            TimeElapsedColumn(), console=Console(file=out), transient=False,
+        )
+        self._task = self._progress.add_task("", total=total)
+        self._progress.start()
+
+    def update(self, manager: PollingManager, progress: _Progress) -> None:
+        stats = manager.stats()
+        self._progress.update(
+            self._task, completed=progress.finished,
+            description=(
+                f"completed {progress.completed} failed {progress.failed} | api calls "
+                f"{int(stats['api_calls'])} | restarts {int(stats['poller_restarts'])}"
+            ),
+        )
+
+    def log(self, message: str) -> None:
+        self._progress.console.print(message, highlight=False)
+
+    def close(self) -> None:
+        self._progress.stop()
 
 
 def _print_progress(manager: PollingManager, progress: _Progress, elapsed: float, out) -> None:
