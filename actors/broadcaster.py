@@ -6,12 +6,19 @@ holds up the others. A listener that has died is dropped on the next send. The b
 keeps the latest update of every live job, rebuilt from the store when it starts, so a
 listener registered late can be replayed the current state.
 
+A terminal state is relayed once: the job's actor announces it after its write, and the
+supervisor may announce the same row again when a store rescan finds it terminal before the
+finished actor has exited. The broadcaster remembers which jobs it announced terminal (the
+most recent ``_FINISHED_MEMORY`` of them) and drops a repeat; a non-terminal update (a retry)
+makes the job announceable again.
+
 Every method runs on the broadcaster's actor thread, except ``__init__`` (the supervisor's)
 and :class:`CallableListener`, which runs on its own thread.
 """
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -23,6 +30,9 @@ from .messages import Alert, StatusUpdate, _Publish
 from .runtime import Runtime
 
 log = structlog.get_logger("actors.broadcaster")
+
+#: How many terminal announcements are remembered to drop repeats (about 100 bytes each).
+_FINISHED_MEMORY = 100_000
 
 
 @dataclass(frozen=True)
@@ -59,6 +69,7 @@ class Broadcaster(SupervisedActor):
         super().__init__(runtime)
         self._listeners: list[Registration] = list(registrations)
         self._latest: dict[str, StatusUpdate] = {}
+        self._finished: OrderedDict[str, str] = OrderedDict()
 
     def setup(self) -> None:
         for record in self.runtime.store.live_jobs():
@@ -74,8 +85,17 @@ class Broadcaster(SupervisedActor):
             update = message.update
             if update.terminal:
                 self._latest.pop(update.job_id, None)
+                if self._finished.get(update.job_id) == update.status:
+                    self.runtime.metrics.incr("repeats_dropped")
+                    log.debug("terminal_repeat_dropped", job_id=update.job_id, status=update.status)
+                    return None
+                self._finished[update.job_id] = update.status
+                self._finished.move_to_end(update.job_id)
+                if len(self._finished) > _FINISHED_MEMORY:
+                    self._finished.popitem(last=False)
             else:
                 self._latest[update.job_id] = update
+                self._finished.pop(update.job_id, None)
             if message.relay:
                 self._send(update, alerts_only=False)
         elif isinstance(message, Alert):

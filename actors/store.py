@@ -8,7 +8,13 @@ Threads: every write goes through one writer thread (callers get a
 queue is drained on :meth:`JobStore.close` and a caller after that gets :class:`StoreError`,
 never a hang. Reads run on the calling thread with its own connection (peewee keeps one per
 thread). Driver errors are translated into :class:`StoreError` here, once, kept on
-``__cause__``. Terminal writes are fenced: a completed or failed row never changes again.
+``__cause__``; a full database or disk is a :class:`StoreFullError` (nothing of the failed
+write is kept: its transaction is rolled back). Terminal writes are fenced: a completed or
+failed row never changes again.
+
+Faults the writer rides out: a SQLite write lock held elsewhere (retried for up to
+``_WRITE_RETRY_FOR`` seconds), and a dropped PostgreSQL connection (reconnected, the write
+run again). Reads on a thread without a connection open one for the call and close it.
 """
 
 from __future__ import annotations
@@ -26,7 +32,7 @@ import peewee
 import structlog
 from playhouse.db_url import connect as connect_url
 
-from .errors import ConfigurationError, JobConflictError, StoreError
+from .errors import ConfigurationError, InvalidJobError, JobConflictError, StoreError
 from .messages import COMPLETED, FAILED, PENDING, PROCESSING, StatusUpdate
 
 log = structlog.get_logger("actors.store")
@@ -140,9 +146,38 @@ def open_database(database: str | peewee.Database) -> peewee.Database:
         raise ConfigurationError(f"unsupported database URL scheme: {database.split(':', 1)[0]!r}") from exc
 
 
+class StoreFullError(StoreError):
+    """The database or its disk is full: the write was rolled back, retry when space returns."""
+
+
+def _unstorable(exc: Exception) -> InvalidJobError:
+    """A value the driver cannot send (a lone surrogate; NUL on PostgreSQL): the caller's input."""
+    return InvalidJobError(f"the database cannot hold a value given: {type(exc).__name__}: {exc}"[:300])
+
+
+def _chain_text(exc: BaseException) -> str:
+    """The messages of ``exc`` and of the errors it arose from, lowercased.
+
+    SQLite rolls a transaction back itself on some errors (a full database): peewee's own
+    ROLLBACK then fails with "no transaction is active", which hides the real cause in
+    ``__context__``.
+    """
+    texts, seen = [], set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        texts.append(str(exc).lower())
+        exc = exc.__cause__ or exc.__context__
+    return " | ".join(texts)
+
+
 def _is_locked(exc: BaseException) -> bool:
-    text = str(exc).lower()
+    text = _chain_text(exc)
     return "locked" in text or "busy" in text
+
+
+def _is_full(exc: BaseException) -> bool:
+    text = _chain_text(exc)
+    return "database or disk is full" in text or "disk full" in text or "no space left" in text
 
 
 class JobStore:
@@ -248,9 +283,16 @@ class JobStore:
             try:
                 with self._db.atomic():
                     return fn()
-            except (JobConflictError, StoreError):
+            except (InvalidJobError, StoreError):  # JobConflictError included
                 raise
+            except (UnicodeError, ValueError) as exc:
+                raise _unstorable(exc) from exc
             except (peewee.OperationalError, peewee.InterfaceError) as exc:
+                if _is_full(exc):
+                    log.error("store_full", error=str(exc))
+                    raise StoreFullError(
+                        "the database or its disk is full: the write was rolled back"
+                    ) from exc
                 if _is_locked(exc) and time.monotonic() < deadline:
                     log.warning("store_locked_retry", delay=delay)
                     time.sleep(delay)  # the writer thread waits; nobody else is blocked
@@ -271,6 +313,14 @@ class JobStore:
                 raise StoreError(f"database write failed: {type(exc).__name__}: {exc}") from exc
 
     # -- writes (return futures) -----------------------------------------------------------
+
+    def run_write(self, fn: Callable[[peewee.Database], Any]) -> Future:
+        """Run ``fn(database)`` on the writer thread in a transaction (tools, tests, upkeep).
+
+        The writer's connection is the one every write uses, so per-connection settings made
+        here (e.g. SQLite's ``PRAGMA max_page_count``) apply to the store's own writes.
+        """
+        return self._submit(lambda: fn(self._db))
 
     def insert_job(self, record: JobRecord) -> Future:
         """Insert a new job; the future gives ``(created, existing_record)``.
@@ -340,6 +390,8 @@ class JobStore:
             if opened:
                 self._db.connect(reuse_if_open=True)
             return fn()
+        except (UnicodeError, ValueError) as exc:
+            raise _unstorable(exc) from exc
         except peewee.PeeweeException as exc:
             if not self._db.is_closed() and self.is_postgres:
                 self._db.close()  # a dropped server connection: the next read reconnects
