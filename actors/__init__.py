@@ -3,8 +3,10 @@
 The public names are listed in ``__all__``; everything else is internal.
 """
 
-from .clients.base import OperationStatus, StatusClient
+from .clients.base import BatchStatusClient, OperationStatus, StatusClient
+from .clients.credentials import CredentialProvider, StaticCredentials, load_credentials_file
 from .clients.gemini import GeminiVeoClient
+from .clients.vertex import VertexVeoClient
 from .config import PollingConfig
 from .errors import (
     ApiError,
@@ -19,6 +21,7 @@ from .errors import (
     PollingError,
     RateLimitedError,
     StoreError,
+    StoreFullError,
     TransientApiError,
 )
 from .legacy import PollingService
@@ -31,7 +34,9 @@ __all__ = [
     "Alert",
     "ApiError",
     "AuthError",
+    "BatchStatusClient",
     "ConfigurationError",
+    "CredentialProvider",
     "Crash",
     "GeminiVeoClient",
     "InvalidJobError",
@@ -47,8 +52,12 @@ __all__ = [
     "PollingManager",
     "PollingService",
     "RateLimitedError",
+    "StaticCredentials",
     "StatusClient",
     "StoreError",
+    "StoreFullError",
     "TransientApiError",
     "VeoSimulator",
+    "VertexVeoClient",
+    "load_credentials_file",
 ]

@@ -169,7 +169,7 @@ class CheckPool:
             pause = throttle.on_rate_limited(profile_id, outcome.retry_after, runtime.clock())
             log.warning("profile_rate_limited", profile_id=profile_id, pause=pause)
         elif isinstance(outcome, AuthError):
-            if throttle.on_auth_failed(profile_id):
+            if throttle.on_auth_failed(profile_id, runtime.clock()):
                 runtime.tell(
                     "supervisor",
                     Alert(

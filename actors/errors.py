@@ -13,6 +13,7 @@ once, at the boundary that meets them, and kept on ``__cause__``.
     +-- JobNotFoundError            no such job in the store (also a LookupError)
     +-- NotRunningError             the manager is not initialised or already shut down
     +-- StoreError                  the database failed (driver error kept on __cause__)
+    |   +-- StoreFullError          the database or its disk is full
     +-- ApiError                    a status check did not give a status
         +-- TransientApiError       5xx, timeouts, dropped connections, malformed bodies
         +-- RateLimitedError        429 / RESOURCE_EXHAUSTED; carries retry_after
@@ -50,6 +51,10 @@ class NotRunningError(PollingError, RuntimeError):
 
 class StoreError(PollingError):
     """The database refused or failed an operation; the driver's error is the cause."""
+
+
+class StoreFullError(StoreError):
+    """The database or its disk is full: the write was rolled back, retry when space returns."""
 
 
 class ApiError(PollingError):

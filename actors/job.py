@@ -191,6 +191,11 @@ class JobActor(SupervisedActor):
             paths = download_videos(
                 self.runtime.client, outcome.video_uris, directory, job_id, self.record.profile_id
             )
+        except PermanentApiError as exc:
+            # Retrying will not help (no download support, too large, not https): keep the URIs.
+            self.runtime.metrics.incr("download_failures")
+            log.warning("download_skipped", job_id=job_id, error=type(exc).__name__)
+            return True
         except Exception as exc:
             self._download_failures += 1
             self.runtime.metrics.incr("download_failures")

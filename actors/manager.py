@@ -6,6 +6,7 @@ It is not an actor. Any host thread may call it; every call waits at most
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from typing import Any, Callable
@@ -37,6 +38,10 @@ def _check_id(name: str, value: object, *, optional: bool = False) -> str | None
         raise InvalidJobError(f"{name} is longer than {_MAX_ID} characters")
     if any(ch in value for ch in "\x00\r\n"):
         raise InvalidJobError(f"{name} must not contain NUL or line breaks")
+    try:
+        value.encode("utf-8")
+    except UnicodeError:
+        raise InvalidJobError(f"{name} is not valid text (it cannot be encoded as UTF-8)") from None
     return value
 
 
@@ -89,6 +94,9 @@ class PollingManager:
 
         Returns True when everything stopped cleanly within ``timeout`` seconds.
         """
+        if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or math.isnan(timeout):
+            raise ConfigurationError(f"timeout must be a number of seconds, got {timeout!r:.40}")
+        timeout = min(max(float(timeout), 0.0), 86_400.0)  # longer waits overflow lock timers
         with self._lock:
             if self._state != "running":
                 self._state = "stopped"
@@ -182,6 +190,8 @@ class PollingManager:
     def cancel(self, job_id: str, reason: str = "cancelled") -> bool:
         """Fail a live job with ``reason`` and stop polling it; False if it is not live."""
         _check_id("job_id", job_id)
+        if not isinstance(reason, str) or not reason.strip():
+            raise InvalidJobError("reason must be a non-empty string")
         supervisor = self._running()
         if not self._wait(self.store.cancel_job(job_id, reason)):
             return False

@@ -80,6 +80,7 @@ class Poller(SupervisedActor):
         self._ticker = Ticker(
             self.actor_ref, runtime.config.tick_interval, _Tick(), name="veo-poller-ticker"
         ).start()
+        self.actor_ref.tell(_Tick())  # the first cycle now, not one tick after a restart
 
     def teardown(self, crashed: bool) -> None:
         if self._ticker is not None:
@@ -100,6 +101,8 @@ class Poller(SupervisedActor):
                 self._push(message.job_id, message.due_at, bump=True)
         elif isinstance(message, _Track):
             target = self._targets.get(message.job_id)
+            if target is not None and target.ref.actor_urn == message.ref.actor_urn:
+                return None  # scheduled (and staggered) from its row in setup already
             if target is None:
                 target = self._targets[message.job_id] = _Target(
                     message.ref, message.operation_name, message.profile_id
@@ -160,8 +163,8 @@ class Poller(SupervisedActor):
 
     def _publish_depth(self) -> None:
         self.runtime.metrics.set_gauge("schedule_depth", len(self._targets))
-        if self._heap:
-            self.runtime.metrics.set_gauge("next_due_at", self._heap[0][0])
+        next_due = self._heap[0][0] if self._heap else float("nan")
+        self.runtime.metrics.set_gauge("next_due_at", next_due)
 
     def _schedule_snapshot(self) -> dict[str, float]:
         """job_id -> the due time of its current heap entry (jobs being checked have none)."""

@@ -73,7 +73,7 @@ def oldest_live(store: JobStore, limit: int = 5) -> list[JobRecord]:
     return _read(
         store,
         lambda: [
-            store._record(row)
+            store.to_record(row)
             for row in Job.select().where(Job.status.in_(LIVE)).order_by(Job.created_at, Job.job_id).limit(limit)
         ],
     )
@@ -85,7 +85,7 @@ def recently_updated(store: JobStore, limit: int = 8) -> list[JobRecord]:
     return _read(
         store,
         lambda: [
-            store._record(row)
+            store.to_record(row)
             for row in Job.select().order_by(Job.updated_at.desc(), Job.job_id).limit(limit)
         ],
     )
@@ -109,6 +109,6 @@ def select_jobs(
             query = query.where(Job.kind.in_(kinds))
         if limit:
             query = query.limit(limit)
-        return [store._record(row) for row in query]
+        return [store.to_record(row) for row in query]
 
     return _read(store, read)

@@ -32,7 +32,7 @@ import peewee
 import structlog
 from playhouse.db_url import connect as connect_url
 
-from .errors import ConfigurationError, InvalidJobError, JobConflictError, StoreError
+from .errors import ConfigurationError, InvalidJobError, JobConflictError, StoreError, StoreFullError
 from .messages import COMPLETED, FAILED, PENDING, PROCESSING, StatusUpdate
 
 log = structlog.get_logger("actors.store")
@@ -144,10 +144,6 @@ def open_database(database: str | peewee.Database) -> peewee.Database:
         return connect_url(database)
     except Exception as exc:  # an unknown scheme or a malformed URL
         raise ConfigurationError(f"unsupported database URL scheme: {database.split(':', 1)[0]!r}") from exc
-
-
-class StoreFullError(StoreError):
-    """The database or its disk is full: the write was rolled back, retry when space returns."""
 
 
 def _unstorable(exc: Exception) -> InvalidJobError:
@@ -332,7 +328,7 @@ class JobStore:
         def write() -> tuple[bool, JobRecord]:
             row = self.Job.get_or_none(self.Job.job_id == record.job_id)
             if row is not None:
-                existing = self._record(row)
+                existing = self.to_record(row)
                 if existing.context() != record.context():
                     raise JobConflictError(
                         f"job {record.job_id!r} is already known with a different context"
@@ -405,7 +401,7 @@ class JobStore:
 
         def read() -> JobRecord | None:
             row = self.Job.get_or_none(self.Job.job_id == job_id)
-            return None if row is None else self._record(row)
+            return None if row is None else self.to_record(row)
 
         return self._read(read)
 
@@ -413,7 +409,7 @@ class JobStore:
         """Every pending or processing job, soonest due first."""
         return self._read(
             lambda: [
-                self._record(row)
+                self.to_record(row)
                 for row in self.Job.select()
                 .where(self.Job.status.in_(LIVE))
                 .order_by(self.Job.next_due_at, self.Job.job_id)
@@ -427,7 +423,7 @@ class JobStore:
             query = self.Job.select().order_by(self.Job.created_at, self.Job.job_id)
             if statuses is not None:
                 query = query.where(self.Job.status.in_(list(statuses)))
-            return [self._record(row) for row in query]
+            return [self.to_record(row) for row in query]
 
         return self._read(read)
 
@@ -446,7 +442,8 @@ class JobStore:
     # -- conversions -----------------------------------------------------------------------
 
     @staticmethod
-    def _record(row: _JobRow) -> JobRecord:
+    def to_record(row: _JobRow) -> JobRecord:
+        """A row of ``store.Job`` as an immutable :class:`JobRecord`."""
         return JobRecord(
             job_id=row.job_id, kind=row.kind, prompt_id=row.prompt_id,
             profile_id=row.profile_id, operation_name=row.operation_name,

@@ -98,10 +98,11 @@ class Supervisor(pykka.ThreadingActor):
     def on_start(self) -> None:
         self.runtime.set_ref("supervisor", self.actor_ref)
         self._start_broadcaster()
-        self._start_poller()
         records = self.runtime.store.live_jobs()
         for record in records:
             self._start_job(record, announce=False)
+        # After the jobs: the poller takes their refs and staggers the overdue first checks.
+        self._start_poller()
         log.info("tree_started", live_jobs=len(records))
         from .timers import Ticker
 

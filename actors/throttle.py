@@ -6,6 +6,9 @@ check threads (which report each answer), and it outlives poller restarts, so a 
 pause survives a crash. A lock makes every call safe from any thread; time comes in as an
 argument, so tests drive it with any clock.
 
+Refused credentials hold a profile until :meth:`ProfileThrottle.resume` (new credentials)
+or until a probe check, let through every six pauses, succeeds.
+
 Adaptive throttling: every 429 halves the profile's rate (down to 1/32 of its base) and
 pauses it for the server's Retry-After, or for an exponentially growing delay when the server
 gave none; every success climbs the rate back by a tenth of the base.
@@ -65,6 +68,7 @@ class _Profile:
     auth_hold: bool = False
     rate_limited_streak: int = 0
     bucket: TokenBucket | None = None
+    probe_at: float = 0.0
 
 
 class ProfileThrottle:
@@ -77,6 +81,7 @@ class ProfileThrottle:
         self._base_rate = config.profile_rate_limit or (
             config.max_checks_per_cycle / config.tick_interval
         )
+        self._probe_interval = 6 * max(config.tick_interval, config.default_retry_after)
         self._lock = threading.Lock()
         self._profiles: dict[str, _Profile] = {}
 
@@ -93,7 +98,12 @@ class ProfileThrottle:
         with self._lock:
             state = self._get(profile_id)
             if state.auth_hold:
-                return now + max(self._config.tick_interval, self._config.default_retry_after)
+                # Held: let one check through now and then, so credentials that a provider
+                # rotates by itself (a token function) are noticed without the host's help.
+                if now >= state.probe_at:
+                    state.probe_at = now + self._probe_interval
+                    return None
+                return min(state.probe_at, now + self._probe_interval)
             if state.paused_until > now:
                 return state.paused_until
             if self._explicit_rate is None and state.factor >= 1.0:
@@ -115,6 +125,7 @@ class ProfileThrottle:
         with self._lock:
             state = self._get(profile_id)
             state.rate_limited_streak = 0
+            state.auth_hold = False
             if state.factor < 1.0:
                 factor = state.factor + _STEP_UP
                 state.factor = 1.0 if factor > 1.0 - 1e-9 else factor
@@ -133,12 +144,14 @@ class ProfileThrottle:
             state.paused_until = max(state.paused_until, now + retry_after)
             return retry_after
 
-    def on_auth_failed(self, profile_id: str) -> bool:
+    def on_auth_failed(self, profile_id: str, now: float) -> bool:
         """Credentials refused: hold the profile; True when it was not held already."""
         with self._lock:
             state = self._get(profile_id)
             newly = not state.auth_hold
             state.auth_hold = True
+            if newly:
+                state.probe_at = now + self._probe_interval
             return newly
 
     def resume(self, profile_id: str) -> bool:

@@ -23,6 +23,8 @@ def test_the_public_api_is_exactly_the_documented_names():
             "NotRunningError", "OperationNotFoundError", "OperationStatus", "PermanentApiError",
             "PollingConfig", "PollingError", "PollingManager", "PollingService",
             "RateLimitedError", "StatusClient", "StoreError", "TransientApiError", "VeoSimulator",
+            "BatchStatusClient", "CredentialProvider", "StaticCredentials", "StoreFullError",
+            "VertexVeoClient", "load_credentials_file",
         ]
     )
     for name in actors.__all__:
@@ -100,11 +102,21 @@ def test_a_429_without_retry_after_pauses_longer_each_time():
 
 def test_refused_credentials_hold_a_profile_until_it_is_resumed():
     throttle = ProfileThrottle(PollingConfig(tick_interval=1.0, default_retry_after=3.0))
-    assert throttle.on_auth_failed("a") is True
-    assert throttle.on_auth_failed("a") is False
-    assert throttle.admit("a", 100.0) == 103.0
+    assert throttle.on_auth_failed("a", now=100.0) is True
+    assert throttle.on_auth_failed("a", now=100.0) is False
+    assert throttle.admit("a", 101.0) == 118.0  # held until the probe, six pauses later
+    assert throttle.admit("b", 101.0) is None
     assert throttle.resume("a") is True
-    assert throttle.admit("a", 100.0) is None
+    assert throttle.admit("a", 101.0) is None
+
+
+def test_a_held_profile_lets_one_probe_through_and_a_success_lifts_the_hold():
+    throttle = ProfileThrottle(PollingConfig(tick_interval=1.0, default_retry_after=3.0))
+    throttle.on_auth_failed("a", now=0.0)
+    assert throttle.admit("a", 18.0) is None  # the probe
+    assert throttle.admit("a", 18.0) == 36.0  # the others wait for the next probe
+    throttle.on_success("a")
+    assert throttle.admit("a", 18.5) is None
 
 
 BAD_INPUTS = [

@@ -273,17 +273,9 @@ def test_constructors_take_any_database_client_and_url_or_raise_a_polling_error(
     record_figure("input", {"call": "constructors", "inputs": tried["n"]})
 
 
-_SHUTDOWN_BUG = pytest.mark.xfail(
-    strict=True,
-    reason="core bug (NOTES-for-lead.md R3): shutdown() marks the manager stopped, then fails "
-    "computing its deadline (TypeError/OverflowError) and leaves the tree running",
-)
-
-
 @pytest.mark.parametrize("timeout", [
     -1.0, 0.0, math.nan, 0.001,
-    pytest.param(None, marks=_SHUTDOWN_BUG), pytest.param("5", marks=_SHUTDOWN_BUG),
-    pytest.param(math.inf, marks=_SHUTDOWN_BUG), pytest.param(1e300, marks=_SHUTDOWN_BUG),
+    None, "5", math.inf, 1e300,
 ])
 def test_shutdown_takes_any_timeout_without_hanging_or_a_foreign_error(make_manager, timeout):
     manager = make_manager()

@@ -174,11 +174,6 @@ def test_a_hung_check_is_abandoned_at_the_timeout_without_touching_the_store(mak
     record_figure("shutdown", {"case": "hung check past the shutdown timeout"})
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="core bug (NOTES-for-lead.md): on a fresh start the poller has no job refs yet, "
-    "so the jobs' own _Track messages schedule overdue checks at their stale due times",
-)
 def test_the_next_start_staggers_the_overdue_first_checks_over_one_tick(tmp_path, sim):
     url = f"sqlite:///{tmp_path / 'stagger.db'}"
     slow = patient(10.0)  # a 1 s tick, to see the spread
