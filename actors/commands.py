@@ -18,10 +18,10 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from typing import Any, Iterable, Iterator, TextIO
 
-from .clients.base import validate_operation_name
 from .config import PollingConfig
 from .errors import ConfigurationError, InvalidJobError, JobConflictError, StoreError
-from .messages import FAILED, KINDS, PENDING
+from .messages import FAILED, PENDING
+from .validation import check_job
 from .store import JobRecord, JobStore
 
 EXIT_OK = 0
@@ -39,7 +39,6 @@ EXIT_CODES = {
     EXIT_UNKNOWN_JOB: "no such job",
 }
 
-_MAX_ID = 255
 _FIELDS = ("job_id", "prompt_id", "kind", "profile_id", "operation_name", "scene_id")
 
 
@@ -100,18 +99,6 @@ class NewJob:
     scene_id: str | None = None
 
 
-def _check_id(name: str, value: object, *, optional: bool = False) -> str | None:
-    if optional and value in (None, ""):
-        return None
-    if not isinstance(value, str) or not value.strip():
-        raise InvalidJobError(f"{name} must be a non-empty string")
-    if len(value) > _MAX_ID:
-        raise InvalidJobError(f"{name} is longer than {_MAX_ID} characters")
-    if any(ch in value for ch in "\x00\r\n"):
-        raise InvalidJobError(f"{name} must not contain NUL or line breaks")
-    return value
-
-
 def validate_job(fields: dict[str, Any]) -> NewJob:
     """Check one job the way the manager does; raises :class:`InvalidJobError`."""
     unknown = sorted(set(fields) - set(_FIELDS))
@@ -120,12 +107,9 @@ def validate_job(fields: dict[str, Any]) -> NewJob:
     values = {name: fields.get(name) for name in _FIELDS}
     if values["profile_id"] in (None, ""):
         values["profile_id"] = "default"
-    for name in ("job_id", "prompt_id", "profile_id"):
-        _check_id(name, values[name])
-    values["scene_id"] = _check_id("scene_id", values["scene_id"], optional=True)
-    if values["kind"] not in KINDS:
-        raise InvalidJobError(f"kind must be one of {', '.join(KINDS)}, got {values['kind']!r:.40}")
-    validate_operation_name(values["operation_name"])
+    if values["scene_id"] == "":
+        values["scene_id"] = None
+    check_job(**values)
     return NewJob(**values)
 
 

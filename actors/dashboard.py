@@ -20,7 +20,6 @@ from prometheus_client.parser import text_string_to_metric_families
 from rich.console import Console, Group
 from rich.columns import Columns
 from rich.live import Live
-from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 

@@ -16,34 +16,16 @@ import pykka
 import structlog
 
 from .broadcaster import CallableListener, Registration
-from .clients.base import StatusClient, validate_operation_name
+from .clients.base import StatusClient
 from .config import PollingConfig
 from .errors import ConfigurationError, InvalidJobError, NotRunningError, PollingError, StoreError
-from .messages import COMPLETED, KINDS, PENDING
+from .messages import COMPLETED, PENDING
 from .runtime import Runtime
 from .store import JobRecord, JobStore
+from .validation import check_id, check_job
 from .supervisor import Supervisor, _AddJob, _LiveJobs, _Register, _RetireJob, _Shutdown, _Unregister
 
 log = structlog.get_logger("actors.manager")
-
-_MAX_ID = 255
-
-
-def _check_id(name: str, value: object, *, optional: bool = False) -> str | None:
-    if value is None and optional:
-        return None
-    if not isinstance(value, str) or not value.strip():
-        raise InvalidJobError(f"{name} must be a non-empty string, got {value!r:.80}")
-    if len(value) > _MAX_ID:
-        raise InvalidJobError(f"{name} is longer than {_MAX_ID} characters")
-    if any(ch in value for ch in "\x00\r\n"):
-        raise InvalidJobError(f"{name} must not contain NUL or line breaks")
-    try:
-        value.encode("utf-8")
-    except UnicodeError:
-        raise InvalidJobError(f"{name} is not valid text (it cannot be encoded as UTF-8)") from None
-    return value
-
 
 class PollingManager:
     """Starts, feeds and stops one supervision tree (call from any host thread)."""
@@ -150,13 +132,7 @@ class PollingManager:
         Raises :class:`InvalidJobError` for bad input and :class:`JobConflictError` when the id
         is known with a different context; in both cases nothing is stored.
         """
-        _check_id("job_id", job_id)
-        _check_id("prompt_id", prompt_id)
-        _check_id("profile_id", profile_id)
-        _check_id("scene_id", scene_id, optional=True)
-        if kind not in KINDS:
-            raise InvalidJobError(f"kind must be one of {', '.join(KINDS)}, got {kind!r:.40}")
-        validate_operation_name(operation_name)
+        check_job(job_id, prompt_id, kind, profile_id, operation_name, scene_id)
         supervisor = self._running()
         now = self.runtime.clock()
         first_due = now + self.runtime.schedule.next_delay(kind, now, 0, now)
@@ -174,7 +150,7 @@ class PollingManager:
 
     def retry(self, job_id: str) -> bool:
         """Put a failed job back to pending and poll it again; False if it is not failed."""
-        _check_id("job_id", job_id)
+        check_id("job_id", job_id)
         supervisor = self._running()
         now = self.runtime.clock()
         reset = self.store.reset_job(
@@ -189,7 +165,7 @@ class PollingManager:
 
     def cancel(self, job_id: str, reason: str = "cancelled") -> bool:
         """Fail a live job with ``reason`` and stop polling it; False if it is not live."""
-        _check_id("job_id", job_id)
+        check_id("job_id", job_id)
         if not isinstance(reason, str) or not reason.strip():
             raise InvalidJobError("reason must be a non-empty string")
         supervisor = self._running()
@@ -205,7 +181,7 @@ class PollingManager:
         clients do); other providers should be updated by the host, then call
         :meth:`resume_profile`.
         """
-        _check_id("profile_id", profile_id)
+        check_id("profile_id", profile_id)
         if not isinstance(secret, str) or not secret:
             raise ConfigurationError("the new credentials must be a non-empty string")
         provider = getattr(self.client, "credentials", None)
@@ -216,7 +192,7 @@ class PollingManager:
 
     def resume_profile(self, profile_id: str) -> bool:
         """Lift a profile's hold (refused credentials) or pause; True if it was held or paused."""
-        _check_id("profile_id", profile_id)
+        check_id("profile_id", profile_id)
         resumed = self.runtime.throttle.resume(profile_id)
         if resumed:
             log.info("profile_resumed", profile_id=profile_id)

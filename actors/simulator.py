@@ -319,7 +319,7 @@ class VeoSimulator(LoopbackServer):
             return 502, HTML_502, "text/html; charset=UTF-8", {}
         if method == "POST" and (vertex := VERTEX_METHOD.match(path)):
             return self._vertex(handler, *vertex.groups())
-        if method == "GET" and (media := MEDIA.match(path)):
+        if method == "GET" and MEDIA.match(path):
             return 200, self.video_bytes, "video/mp4", {}
         if self.api_key is not None and handler.headers.get("x-goog-api-key") != self.api_key:
             return error_answer(401, "API key not valid. Please pass a valid API key.")

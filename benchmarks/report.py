@@ -247,18 +247,17 @@ def _ceiling_notes(ceil: dict[str, Any]) -> list[str]:
             f"(~{cores * 1e6 / tree['cpu_us_per_check']:.0f}/s even if both cores could be used). The bare HTTP client alone (requests, same server "
             f"in another process, no tree) already costs {bare['cpu_us_per_check']:.0f} us per check and tops out at "
             f"{bare['checks_per_s']:.0f}/s, so about {min(1.0, bare['cpu_us_per_check'] / tree['cpu_us_per_check']) * 100:.0f}% "
-            "of each check is the HTTP client itself; the rest is the tree's own work per check (a SQLite "
-            "transaction per attempt on the store's writer thread, three actor messages, the schedule and "
-            "metrics). Veo's quotas are orders of magnitude below either figure, so the tree is still not "
+            "of each check is the HTTP client itself; the rest is the tree's own work per check (a store "
+            "write per attempt, committed in groups on the writer thread, three actor messages and their "
+            "thread switches, the schedule and metrics). Veo's quotas are orders of magnitude below either figure, so the tree is still not "
             "the bottleneck in practice; batching checks per profile (`check_many`) or a cheaper HTTP stack "
             "would raise the ceiling.")
     crash = ceil["crash"]
     notes.append(
-        f"- **Poller crash to next check** is bounded by design: `restart_delay` "
-        f"({crash['restart_delay_s'] * 1000:.0f} ms here) and then the new poller's first tick "
-        f"(`tick_interval` {crash['tick_interval_s'] * 1000:.0f} ms here): the restarted poller waits a full "
-        "tick before its first cycle and staggers overdue checks over one tick. At the reference "
-        "defaults that is about 2 s + 10 s.")
+        f"- **Poller crash to next check** is bounded by design by `restart_delay` "
+        f"({crash['restart_delay_s'] * 1000:.0f} ms here): the restarted poller runs its first cycle at once "
+        f"(not one `tick_interval`, {crash['tick_interval_s'] * 1000:.0f} ms here, later) and staggers the "
+        "overdue checks over one tick. At the reference defaults that is about 2 s.")
     colds = ceil["cold_start"]
     if colds:
         big = colds[-1]
