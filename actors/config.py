@@ -15,6 +15,15 @@ from .errors import ConfigurationError
 SCHEDULES = ("reference", "adaptive")
 
 
+def _positive_finite(value: object) -> bool:
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        return False
+    try:
+        return math.isfinite(value) and value > 0
+    except OverflowError:  # an int too large for a float
+        return False
+
+
 @dataclass(frozen=True)
 class PollingConfig:
     """Settings of one polling tree (read by the supervisor, the poller and the job actors).
@@ -79,16 +88,11 @@ class PollingConfig:
             if f.type in ("int",):
                 ok = isinstance(value, int) and not isinstance(value, bool) and value >= 1
                 if not ok:
-                    raise ConfigurationError(f"{f.name} must be an integer >= 1, got {value!r}")
+                    raise ConfigurationError(f"{f.name} must be an integer >= 1, got {value!r:.60}")
                 continue
-            ok = (
-                isinstance(value, (int, float))
-                and not isinstance(value, bool)
-                and math.isfinite(value)
-                and value > 0
-            )
+            ok = _positive_finite(value)
             if not ok:
-                raise ConfigurationError(f"{f.name} must be a positive number, got {value!r}")
+                raise ConfigurationError(f"{f.name} must be a positive number, got {value!r:.60}")
         if self.backoff_multiplier < 1:
             raise ConfigurationError(
                 f"backoff_multiplier must be >= 1, got {self.backoff_multiplier!r}"

@@ -50,6 +50,7 @@ class PollingManager:
         self._listeners: dict[int, tuple[Any, pykka.ActorRef]] = {}
         self._lock = threading.RLock()
         self._state = "new"
+        self._early: list[tuple[Registration, bool]] = []
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -63,7 +64,8 @@ class PollingManager:
             self.store.open()
             try:
                 self.runtime.schedule.load(self.store.jobs([COMPLETED]))
-                self._supervisor = Supervisor.start(self.runtime)
+                self._supervisor = Supervisor.start(self.runtime, tuple(self._early))
+                self._early = []
             except Exception:
                 self.store.close()
                 raise
@@ -82,6 +84,10 @@ class PollingManager:
         with self._lock:
             if self._state != "running":
                 self._state = "stopped"
+                for _, owned in self._listeners.values():
+                    if owned is not None:
+                        owned.stop(block=False)
+                self._listeners, self._early = {}, []
                 return True
             self._state = "stopped"
             supervisor, self._supervisor = self._supervisor, None
@@ -220,9 +226,12 @@ class PollingManager:
         """Register a pykka ActorRef (told every update) or a callable (called with each).
 
         ``replay`` first sends the current state of every live job; ``alerts`` also sends
-        :class:`~actors.messages.Alert` messages.
+        :class:`~actors.messages.Alert` messages. A listener added before :meth:`initialize`
+        hears everything from the start (with ``replay``, every job the store restores).
         """
-        supervisor = self._running()
+        with self._lock:
+            early = self._state == "new"
+        supervisor = None if early else self._running()
         if isinstance(listener, pykka.ActorRef):
             ref, owned = listener, None
         elif callable(listener):
@@ -232,6 +241,13 @@ class PollingManager:
         with self._lock:
             previous = self._listeners.get(id(listener))
             self._listeners[id(listener)] = (listener, owned)
+            if early:
+                self._early = [e for e in self._early if e[0].target is not listener]
+                self._early.append((Registration(ref, alerts, listener), replay))
+        if early:
+            if previous is not None and previous[1] is not None:
+                previous[1].stop(block=False)
+            return
         try:
             self._ask(supervisor, _Register(Registration(ref, alerts, listener), replay))
         except PollingError:
@@ -244,6 +260,13 @@ class PollingManager:
 
     def remove_listener(self, listener: Any) -> bool:
         """Stop relaying to ``listener``; returns False when it was not registered."""
+        with self._lock:
+            if self._state == "new":
+                entry = self._listeners.pop(id(listener), None)
+                self._early = [e for e in self._early if e[0].target is not listener]
+                if entry is not None and entry[1] is not None:
+                    entry[1].stop(block=False)
+                return entry is not None
         supervisor = self._running()
         with self._lock:
             entry = self._listeners.pop(id(listener), None)

@@ -79,9 +79,10 @@ class _Rescan:
 class Supervisor(pykka.ThreadingActor):
     """The root of the tree (its children are :class:`SupervisedActor` subclasses)."""
 
-    def __init__(self, runtime: Runtime) -> None:
+    def __init__(self, runtime: Runtime, early_listeners: tuple = ()) -> None:
         super().__init__()
         self.runtime = runtime
+        self._early_listeners = tuple(early_listeners)
         self.pool = CheckPool(runtime)
         self._jobs: dict[str, pykka.ActorRef] = {}
         self._poller: pykka.ActorRef | None = None
@@ -98,6 +99,10 @@ class Supervisor(pykka.ThreadingActor):
     def on_start(self) -> None:
         self.runtime.set_ref("supervisor", self.actor_ref)
         self._start_broadcaster()
+        # Listeners registered before initialize() hear everything, rehydration included.
+        for registration, replay in self._early_listeners:
+            self._registrations.append(registration)
+            self._ask_broadcaster(_AddListener(registration, replay))
         records = self.runtime.store.live_jobs()
         for record in records:
             self._start_job(record, announce=False)

@@ -8,6 +8,7 @@ from collections import defaultdict
 
 import pykka
 import pytest
+import structlog
 
 import actors
 from actors.messages import StatusUpdate
@@ -23,6 +24,14 @@ def stop_all_actors():
     """Every test ends with no actor left running."""
     yield
     pykka.ActorRegistry.stop_all(block=True, timeout=10)
+
+
+@pytest.fixture(autouse=True)
+def default_logging():
+    """Every test starts with structlog's defaults, whatever an earlier test configured."""
+    structlog.reset_defaults()
+    yield
+    structlog.reset_defaults()
 
 
 @pytest.fixture

@@ -62,7 +62,7 @@ ids = mostly(
 )
 valid_operations = st.from_regex(
     r"\Amodels/[a-z0-9][a-z0-9.-]{0,12}/operations/[a-z0-9][a-z0-9_-]{0,12}\Z"
-)
+).filter(lambda name: ".." not in name)
 operations = mostly(valid_operations, st.one_of(st.sampled_from(NASTY_OPERATIONS), texts))
 kinds = mostly(st.sampled_from(KINDS), st.one_of(st.sampled_from(["Generation", "generation ", "upscale\x00"]), texts))
 
@@ -120,6 +120,7 @@ def test_add_to_polling_accepts_valid_input_and_rejects_everything_else_with_a_p
             and (scene_id is None or (_valid_id(scene_id) and _storable(scene_id)))
             and kind in KINDS
             and isinstance(operation, str) and GEMINI_OPERATION_PATTERN.fullmatch(operation) is not None
+            and ".." not in operation  # never valid: a name must not climb out of its path
         )
         try:
             created = manager.add_to_polling(job_id, prompt_id, kind, profile_id, operation, scene_id)
