@@ -141,7 +141,10 @@ class Poller(SupervisedActor):
             if target is None or target.generation != generation:
                 continue  # stale entry: the job was rescheduled or dropped
             if self._pool.is_checking(job_id):
-                continue  # its result will reschedule it
+                # Normally its result reschedules it; but that result may go to an actor that
+                # died meanwhile (its successor is the one tracked now), so keep a place.
+                deferred.append((job_id, now + runtime.config.tick_interval))
+                continue
             retry_at = runtime.throttle.admit(target.profile_id, now)
             if retry_at is not None:
                 deferred.append((job_id, retry_at))
