@@ -19,7 +19,6 @@ import structlog
 from .base import SupervisedActor
 from .clients.base import OperationStatus
 from .errors import (
-    ApiError,
     AuthError,
     OperationNotFoundError,
     PermanentApiError,
@@ -121,8 +120,7 @@ class JobActor(SupervisedActor):
         elif isinstance(outcome, PermanentApiError):
             changes.update(status=FAILED, error=f"the API refused the check: {outcome}")
         else:
-            kind = type(outcome).__name__ if not isinstance(outcome, ApiError) else type(outcome).__name__
-            log.warning("check_failed", job_id=job_id, attempt=attempts, error=kind)
+            log.warning("check_failed", job_id=job_id, attempt=attempts, error=type(outcome).__name__)
 
         if "status" not in changes:
             if now - old.created_at >= config.job_deadline:

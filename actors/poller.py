@@ -27,6 +27,7 @@ from .checks import CheckPool, CheckRequest
 from .messages import _Reschedule, _Tick, _Track, _Untrack
 from .runtime import Runtime
 from .schedule import stagger
+from .timers import Ticker
 
 log = structlog.get_logger("actors.poller")
 
@@ -56,8 +57,6 @@ class Poller(SupervisedActor):
     # -- lifecycle --------------------------------------------------------------------------
 
     def setup(self) -> None:
-        from .timers import Ticker
-
         runtime = self.runtime
         runtime.set_ref("poller", self.actor_ref)  # first, so no reschedule is missed
         now = runtime.clock()

@@ -30,7 +30,7 @@ from .messages import Alert, _ChildExited, _RestartPoller, _Retire
 from .poller import Poller
 from .runtime import Runtime
 from .store import JobRecord
-from .timers import call_later
+from .timers import Ticker, call_later
 
 log = structlog.get_logger("actors.supervisor")
 
@@ -109,8 +109,6 @@ class Supervisor(pykka.ThreadingActor):
         # After the jobs: the poller takes their refs and staggers the overdue first checks.
         self._start_poller()
         log.info("tree_started", live_jobs=len(records))
-        from .timers import Ticker
-
         self._rescan_ticker = Ticker(
             self.actor_ref, self.runtime.config.rescan_interval, _Rescan(), name="veo-rescan"
         ).start()

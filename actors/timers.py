@@ -14,7 +14,7 @@ import pykka
 
 
 class Ticker:
-    """Tells ``ref`` the message ``make()`` returns every ``interval`` seconds."""
+    """Tells ``ref`` the same ``message`` every ``interval`` seconds (runs its own thread)."""
 
     def __init__(self, ref: pykka.ActorRef, interval: float, message: Any, *, name: str) -> None:
         self._ref = ref
