@@ -461,6 +461,12 @@ class JobStore:
             ]
         )
 
+    def live_job_ids(self) -> set[str]:
+        """The ids of every pending or processing job (cheap: one column, no records)."""
+        return self._read(
+            lambda: {job_id for (job_id,) in self.Job.select(self.Job.job_id).where(self.Job.status.in_(LIVE)).tuples()}
+        )
+
     def jobs(self, statuses: Iterable[str] | None = None) -> list[JobRecord]:
         """Every job (or those with the given statuses), oldest first."""
 
